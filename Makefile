@@ -1,0 +1,38 @@
+# One entry point for every role. `make demo` runs the whole grading flow; `make test` the suite.
+SHELL := /bin/bash
+VENV ?= .venv
+BIN := $(abspath $(VENV))/bin
+PY := $(BIN)/python
+# nbgrader calls `alembic` from PATH when it creates a gradebook.
+export PATH := $(BIN):$(PATH)
+ASSIGNMENTS := $(notdir $(wildcard source/*))
+
+.PHONY: env release demo test bench clean-grading
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install -r requirements-dev.txt
+	touch $@
+
+env: $(VENV)/.installed
+
+## release: regenerate release/ from source/ for every assignment
+release: env
+	@for a in $(ASSIGNMENTS); do $(BIN)/nbgrader generate_assignment $$a --force --log-level=WARN || exit 1; done
+
+## demo: release, autograde the bundled example submissions, feedback, score table
+demo: release
+	INTERPKIT_ALLOW_RANDOM_WEIGHTS=1 $(PY) -m grading.demo
+
+## test: the whole test suite (CI runs exactly this)
+test: env
+	INTERPKIT_ALLOW_RANDOM_WEIGHTS=1 $(PY) -m pytest -n 2 --durations=15 tests
+
+## bench: speed figures, as ratios against baselines measured in the same run
+bench: env
+	INTERPKIT_ALLOW_RANDOM_WEIGHTS=1 $(PY) bench/bench_gradcam.py
+
+## clean-grading: remove the demo's submitted/, autograded/, feedback/ and gradebook
+clean-grading:
+	rm -rf submitted autograded feedback gradebook.db
