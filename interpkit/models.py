@@ -115,6 +115,12 @@ def get_spec(name: str) -> ModelSpec:
         raise KeyError(f"Unknown model {name!r}.{hint} Known models: {', '.join(REGISTRY)}.") from None
 
 
+def architecture(name: str) -> nn.Module:
+    """The network's module tree without weights (on the ``meta`` device): instant, for names."""
+    with torch.device("meta"):
+        return get_spec(name).build(False)
+
+
 def imagenet_categories() -> list[str]:
     """The 1000 ImageNet class names, index = logit index (shipped with torchvision, offline)."""
     return list(torchvision.models.ResNet50_Weights.IMAGENET1K_V2.meta["categories"])

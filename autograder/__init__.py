@@ -1,0 +1,14 @@
+"""What hidden tests call (instructor only): one check per graded function.
+
+Each check runs the student's function and the reference in :mod:`solutions` on seeded cases,
+prints a partial-credit report to stdout and returns the points earned as a float (the last value
+of an nbgrader test cell).
+
+L2A2 (Grad-CAM): :func:`check_grad_cam`, :func:`check_counterfactual_grad_cam`,
+:func:`check_target_layers`, :func:`check_threshold_segmentation`, :func:`check_localization_box`.
+"""
+from .gradcam import check_counterfactual_grad_cam, check_grad_cam, check_target_layers
+from .segmentation import check_localization_box, check_threshold_segmentation
+
+__all__ = ["check_counterfactual_grad_cam", "check_grad_cam", "check_localization_box",
+           "check_target_layers", "check_threshold_segmentation"]

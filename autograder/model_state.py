@@ -1,0 +1,108 @@
+"""Snapshot a model, list what a student's function changed in it, and put it back.
+
+Graded functions must leave the model exactly as they found it: parameter and buffer values,
+``requires_grad`` flags, each module's train/eval mode, and the hooks registered on it.
+Parameter ``.grad`` fields may be filled by a hooks + backward implementation (that is allowed);
+they are restored anyway so that cases do not leak into each other.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+HOOK_DICTS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
+GLOBAL_HOOK_DICTS = ("_global_forward_hooks", "_global_forward_pre_hooks",
+                     "_global_backward_hooks", "_global_backward_pre_hooks")
+
+
+def _global_hooks() -> dict[str, tuple]:
+    module = torch.nn.modules.module
+    return {name: tuple(getattr(module, name, {}).keys()) for name in GLOBAL_HOOK_DICTS}
+
+
+@dataclass
+class ModelState:
+    params: dict[str, torch.Tensor]
+    grads: dict[str, torch.Tensor | None]
+    requires_grad: dict[str, bool]
+    buffers: dict[str, torch.Tensor]
+    training: dict[str, bool]
+    hooks: dict[tuple[str, str], tuple]
+    global_hooks: dict[str, tuple]
+
+
+def snapshot(model: nn.Module) -> ModelState:
+    params = dict(model.named_parameters())
+    return ModelState(
+        params={n: p.detach().clone() for n, p in params.items()},
+        grads={n: None if p.grad is None else p.grad.detach().clone() for n, p in params.items()},
+        requires_grad={n: p.requires_grad for n, p in params.items()},
+        buffers={n: b.detach().clone() for n, b in model.named_buffers()},
+        training={n: m.training for n, m in model.named_modules()},
+        hooks={(n, d): tuple(getattr(m, d).keys()) for n, m in model.named_modules() for d in HOOK_DICTS},
+        global_hooks=_global_hooks(),
+    )
+
+
+def _names(items, limit: int = 3) -> str:
+    items = list(items)
+    shown = ", ".join(repr(i or "<model>") for i in items[:limit])
+    return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
+
+
+def differences(model: nn.Module, state: ModelState) -> list[str]:
+    """Human-readable list of what changed since ``state`` (empty: nothing changed)."""
+    found = []
+    params = dict(model.named_parameters())
+    if set(params) != set(state.params):
+        found.append("the model's set of parameters changed")
+    changed = [n for n, p in params.items() if n in state.params and
+               (p.shape != state.params[n].shape or not torch.equal(p.detach(), state.params[n]))]
+    if changed:
+        found.append(f"parameter values changed: {_names(changed)} (never step an optimizer "
+                     "or write into the weights)")
+    flipped = [n for n, p in params.items() if state.requires_grad.get(n, p.requires_grad) != p.requires_grad]
+    if flipped:
+        found.append(f"requires_grad changed on {_names(flipped)} (restore it if you switch it)")
+    buffers = dict(model.named_buffers())
+    moved = [n for n, b in buffers.items() if n in state.buffers and not torch.equal(b, state.buffers[n])]
+    if moved:
+        found.append(f"buffers changed: {_names(moved)} (e.g. BatchNorm statistics updated in train mode)")
+    modes = [n for n, m in model.named_modules() if state.training.get(n, m.training) != m.training]
+    if modes:
+        found.append(f"train/eval mode changed on {_names(modes)} (e.g. model.train() or model.eval() "
+                     "without restoring the mode you found)")
+    hooked = [f"{n or '<model>'}.{d}" for n, m in model.named_modules() for d in HOOK_DICTS
+              if tuple(getattr(m, d).keys()) != state.hooks.get((n, d), ())]
+    if hooked:
+        found.append(f"hooks left registered on {_names(hooked)} (call handle.remove(), e.g. in a "
+                     "finally: block)")
+    if _global_hooks() != state.global_hooks:
+        found.append("global module hooks left registered")
+    return found
+
+
+def restore(model: nn.Module, state: ModelState) -> None:
+    """Put ``model`` back exactly as in ``state`` (values, flags, modes, grads, hooks)."""
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if n in state.params and p.shape == state.params[n].shape:
+                p.copy_(state.params[n])
+            p.requires_grad_(state.requires_grad.get(n, p.requires_grad))
+            p.grad = None if state.grads.get(n) is None else state.grads[n].clone()
+        for n, b in model.named_buffers():
+            if n in state.buffers:
+                b.copy_(state.buffers[n])
+    for n, m in model.named_modules():
+        m.training = state.training.get(n, m.training)
+        for d in HOOK_DICTS:
+            hooks = getattr(m, d)
+            for key in [k for k in hooks if k not in state.hooks.get((n, d), ())]:
+                del hooks[key]
+    module = torch.nn.modules.module
+    for name, keys in state.global_hooks.items():
+        hooks = getattr(module, name, {})
+        for key in [k for k in hooks if k not in keys]:
+            del hooks[key]

@@ -1,0 +1,157 @@
+"""The networks and inputs the checks run on, built once per grading kernel and seeded.
+
+- hand-built nets from :mod:`interpkit.toy_models` (GAP + linear: Grad-CAM equals CAM exactly);
+- torchvision's VGG16, ResNet50 and InceptionV3 architectures with random weights, at small
+  input sizes (VGG16's 100M-parameter classifier is replaced by a small one: the layers Grad-CAM
+  uses are untouched);
+- the real EfficientNet-Lite0 (ImageNet weights, offline) on real photos.
+
+This module is the only part of the autograder that a student's function may run (the models'
+forward passes); :mod:`autograder.student_call` exempts it from the reference-call watch.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import torch
+import torchvision
+from torch import nn
+
+from interpkit import get_layer, load_model, preprocess, sample_image, two_objects
+from interpkit.toy_models import ConvStack, GapLinearNet
+
+
+@dataclass(frozen=True)
+class Case:
+    """One graded call: ``model``, the dotted ``layer`` name, ``image`` (1, 3, H, W), class."""
+
+    label: str
+    model: nn.Module
+    layer_name: str
+    image: torch.Tensor
+    class_idx: int | None
+
+    @property
+    def layer(self) -> nn.Module:
+        return get_layer(self.model, self.layer_name)
+
+
+def _seeded_image(seed: int, height: int, width: int) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randn(1, 3, height, width, generator=gen)
+
+
+@lru_cache(maxsize=None)
+def gap_linear(seed: int) -> nn.Module:
+    torch.manual_seed(seed)
+    return GapLinearNet(channels=6, classes=5, stride=4).eval()
+
+
+@lru_cache(maxsize=None)
+def conv_stack(seed: int, train_mode: bool = False, frozen_stem: bool = False) -> nn.Module:
+    torch.manual_seed(seed)
+    net = ConvStack(classes=7)
+    if frozen_stem:  # mixed requires_grad flags must survive the call
+        net.stem.requires_grad_(False)
+    return net.train(train_mode)  # no dropout/BatchNorm: train mode is deterministic here
+
+
+@lru_cache(maxsize=None)
+def small_vgg16() -> nn.Module:
+    torch.manual_seed(16)
+    with torch.device("meta"):
+        net = torchvision.models.vgg16()
+    net.features = _vgg16_features()  # the meta-device features are replaced by real ones
+    net.classifier = nn.Sequential(nn.Linear(512 * 7 * 7, 32), nn.ReLU(), nn.Linear(32, 10))
+    return net.eval()
+
+
+def _vgg16_features() -> nn.Module:
+    # Same layers (and names, features.0 ... features.30) as torchvision's VGG16.
+    from torchvision.models.vgg import cfgs, make_layers
+
+    features = make_layers(cfgs["D"])
+    for m in features.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            nn.init.zeros_(m.bias)
+    return features
+
+
+@lru_cache(maxsize=None)
+def small_resnet50() -> nn.Module:
+    torch.manual_seed(50)
+    return torchvision.models.resnet50(num_classes=10).eval()
+
+
+@lru_cache(maxsize=None)
+def small_inception_v3() -> nn.Module:
+    torch.manual_seed(3)
+    return torchvision.models.inception_v3(num_classes=10, aux_logits=False, init_weights=True,
+                                           transform_input=True).eval()
+
+
+@lru_cache(maxsize=None)
+def real_model() -> nn.Module:
+    return load_model("efficientnet_lite0")
+
+
+@lru_cache(maxsize=None)
+def real_inputs() -> dict[str, torch.Tensor]:
+    composite = two_objects(112)
+    return {
+        "cat photo": preprocess(sample_image("cat"), "efficientnet_lite0"),
+        "coffee photo": preprocess(sample_image("coffee", 160), "efficientnet_lite0", size=160),
+        "cat+coffee composite": preprocess(composite, "efficientnet_lite0", size=composite.shape[:2]),
+    }
+
+
+def hand_built_cases() -> list[Case]:
+    """GAP + linear nets (Grad-CAM = CAM) and a conv stack, incl. train mode and frozen weights."""
+    return [
+        Case("GAP+linear net A, 32x32 image, class 2", gap_linear(0), "features", _seeded_image(1, 32, 32), 2),
+        Case("GAP+linear net B, 24x40 image, class 4", gap_linear(1), "features", _seeded_image(2, 24, 40), 4),
+        Case("conv stack, 32x32, class 5", conv_stack(2), "block", _seeded_image(3, 32, 32), 5),
+        Case("conv stack in train mode, 40x24, class 1", conv_stack(3, train_mode=True), "block",
+             _seeded_image(4, 40, 24), 1),
+        Case("conv stack with frozen stem, 32x32, class 0", conv_stack(4, frozen_stem=True), "block",
+             _seeded_image(5, 32, 32), 0),
+    ]
+
+
+def architecture_cases() -> list[Case]:
+    """Random-init torchvision architectures at small input sizes, explicit classes."""
+    return [
+        Case("VGG16 (random init), 64x64, class 3", small_vgg16(), "features.29", _seeded_image(6, 64, 64), 3),
+        Case("ResNet50 (random init), 96x64, class 7", small_resnet50(), "layer4", _seeded_image(7, 96, 64), 7),
+        Case("ResNet50 (random init), layer3, 64x64, class 2", small_resnet50(), "layer3",
+             _seeded_image(8, 64, 64), 2),
+        Case("InceptionV3 (random init), 139x139, class 6", small_inception_v3(), "Mixed_7c",
+             _seeded_image(9, 139, 139), 6),
+    ]
+
+
+def top1_cases() -> list[Case]:
+    """``class_idx=None`` cases: the top-1 class must be explained."""
+    inputs = real_inputs()
+    return [
+        Case("conv stack, class_idx=None", conv_stack(5), "block", _seeded_image(10, 32, 32), None),
+        Case("ResNet50 (random init), class_idx=None", small_resnet50(), "layer4", _seeded_image(11, 64, 64), None),
+        Case("EfficientNet-Lite0, cat photo, class_idx=None", real_model(), "features.17", inputs["cat photo"], None),
+    ]
+
+
+def real_cases() -> list[Case]:
+    """The real EfficientNet-Lite0 on photos, for the photo's class and for a second class."""
+    inputs = real_inputs()
+    model = real_model()
+    return [
+        Case("EfficientNet-Lite0, cat photo, class 285 (Egyptian cat)", model, "features.17", inputs["cat photo"], 285),
+        Case("EfficientNet-Lite0, coffee photo 160px, class 967 (espresso)", model, "features.15",
+             inputs["coffee photo"], 967),
+        Case("EfficientNet-Lite0, composite, class 967 (espresso)", model, "features.17",
+             inputs["cat+coffee composite"], 967),
+        Case("EfficientNet-Lite0, composite, class 285 (Egyptian cat)", model, "features.17",
+             inputs["cat+coffee composite"], 285),
+    ]

@@ -1,0 +1,81 @@
+"""Partial-credit reports: named properties, each worth points, each failure with a message.
+
+A check builds a :class:`Report`, adds one :class:`Property` per independent requirement, and
+returns ``report.finish()``: the score as a plain ``float`` (nbgrader reads a test cell's numeric
+last value as partial credit; a numpy scalar would print as ``np.float64(...)`` and be misread as
+full credit). The report itself is printed to stdout, never stderr (stderr scores the cell 0).
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Property:
+    """One independently graded requirement. ``failures``: messages naming the failing cases."""
+
+    name: str
+    points: float
+    failures: list[str] = field(default_factory=list)
+    checked: int = 0
+
+    def expect(self, ok: bool, message: str) -> bool:
+        """Record one case; ``message`` (naming the case and the likely cause) if it fails."""
+        self.checked += 1
+        if not ok:
+            self.failures.append(message)
+        return ok
+
+    def fail(self, message: str) -> None:
+        self.expect(False, message)
+
+    @property
+    def passed(self) -> bool:
+        return self.checked > 0 and not self.failures
+
+
+class Report:
+    """The result of one check: ``title`` (the graded function) and its properties."""
+
+    def __init__(self, title: str):
+        self.title = title
+        self.properties: list[Property] = []
+        self.notes: list[str] = []
+
+    def add(self, name: str, points: float) -> Property:
+        prop = Property(name, points)
+        self.properties.append(prop)
+        return prop
+
+    def zero_all(self, reason: str) -> None:
+        """Fail every property with the same reason (e.g. the function calls the reference)."""
+        for prop in self.properties:
+            prop.fail(reason)
+
+    @property
+    def max_points(self) -> float:
+        return float(sum(p.points for p in self.properties))
+
+    @property
+    def score(self) -> float:
+        earned = sum(p.points for p in self.properties if p.passed)
+        return float(min(round(earned, 6), round(self.max_points, 6)))
+
+    def text(self, max_messages: int = 3) -> str:
+        lines = [f"{self.title}: {self.score:g} / {self.max_points:g} points"]
+        for prop in self.properties:
+            mark = "ok  " if prop.passed else "FAIL"
+            got = prop.points if prop.passed else 0
+            lines.append(f"  [{mark}] {got:g}/{prop.points:g}  {prop.name}")
+            for msg in prop.failures[:max_messages]:
+                lines.append(f"         - {msg}")
+            if len(prop.failures) > max_messages:
+                lines.append(f"         - ... and {len(prop.failures) - max_messages} more failing case(s)")
+        lines.extend(f"  note: {n}" for n in self.notes)
+        return "\n".join(lines)
+
+    def finish(self) -> float:
+        """Print the report to stdout and return the score as a plain float."""
+        print(self.text(), file=sys.stdout, flush=True)
+        return self.score
