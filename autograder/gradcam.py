@@ -83,8 +83,11 @@ def _diagnose(case: models.Case, got: torch.Tensor, counterfactual: bool) -> str
 
 def _grade_cases(student: Callable, cases: list[models.Case], counterfactual: bool,
                  output: Property, values: Property, side_effects: Property | None,
-                 forbidden: list[str]) -> None:
-    """Run every case: reference first, then the student on the same untouched model."""
+                 forbidden: list[str]) -> int:
+    """Run every case: reference first, then the student on the same untouched model.
+
+    Returns how many calls returned without raising."""
+    returned = 0
     ref_fn = reference.counterfactual_grad_cam if counterfactual else reference.grad_cam
     for case in cases:
         expected = ref_fn(case.model, case.layer, case.image, case.class_idx)
@@ -99,6 +102,7 @@ def _grade_cases(student: Callable, cases: list[models.Case], counterfactual: bo
             output.fail(f"{case.label}: raised {outcome.error}")
             values.fail(f"{case.label}: raised an exception")
             continue
+        returned += 1
         got = outcome.value
         is_ok = (isinstance(got, torch.Tensor) and got.dtype == torch.float32 and
                  tuple(got.shape) == tuple(expected.shape) and not torch.isnan(got).any() and
@@ -116,6 +120,7 @@ def _grade_cases(student: Callable, cases: list[models.Case], counterfactual: bo
             values.failures[-1] = (f"{case.label}: max |yours - reference| = {err:.3g}; likely cause: "
                                    f"{_diagnose(case, got_t, counterfactual)}")
         restore(case.model, state)  # the diagnosis itself must leave no trace either
+    return returned
 
 
 def _summary(value) -> str:
@@ -140,11 +145,13 @@ def _check_map_function(student: Callable, title: str, counterfactual: bool, poi
     if counterfactual:  # no None cases: the counterfactual needs an explicit class
         hand.points += 1 * scale
     forbidden: list[str] = []
-    _grade_cases(student, models.hand_built_cases(), counterfactual, output, hand, side, forbidden)
-    _grade_cases(student, models.architecture_cases(), counterfactual, output, archs, side, forbidden)
-    _grade_cases(student, models.real_cases(), counterfactual, output, real, side, forbidden)
+    returned = sum(_grade_cases(student, cases, counterfactual, output, prop, side, forbidden)
+                   for cases, prop in ((models.hand_built_cases(), hand), (models.architecture_cases(), archs),
+                                       (models.real_cases(), real)))
     if top1 is not None:
         _grade_cases(student, models.top1_cases(), counterfactual, output, top1, None, forbidden)
+    if not returned:  # an unanswered function (NotImplementedError) trivially leaves the model alone
+        side.fail("no call returned a map, so leaving the model untouched earns nothing yet")
     if forbidden:
         report.zero_all(REFERENCE_MESSAGE.format(sorted(set(forbidden))[0]))
     return report.finish()

@@ -1,0 +1,85 @@
+"""Helpers shared by the tests: run an assignment's answers in-process, like a notebook would."""
+from __future__ import annotations
+
+import contextlib
+import io
+from pathlib import Path
+
+import nbformat
+
+from grading.submissions import solution_answers
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def source_notebook(assignment: str) -> Path:
+    (path,) = sorted((ROOT / "source" / assignment).glob("*.ipynb"))
+    return path
+
+
+def cell_ids(assignment: str, kind: str) -> list[str]:
+    """Grade ids in notebook order; ``kind`` is 'answer' (code solution cells), 'test' or 'manual'."""
+    nb = nbformat.read(source_notebook(assignment), as_version=4)
+    ids = []
+    for cell in nb.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if kind == "answer" and meta.get("solution") and cell.cell_type == "code":
+            ids.append(meta["grade_id"])
+        elif kind == "test" and meta.get("grade") and not meta.get("solution"):
+            ids.append(meta["grade_id"])
+        elif kind == "manual" and meta.get("grade") and meta.get("solution") and cell.cell_type == "markdown":
+            ids.append(meta["grade_id"])
+    return ids
+
+
+def instructor_answers(assignment: str) -> dict[str, str]:
+    return solution_answers(source_notebook(assignment))
+
+
+def setup_source(assignment: str) -> str:
+    nb = nbformat.read(source_notebook(assignment), as_version=4)
+    return next(c.source for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "setup")
+
+
+def run_answers(assignment: str, answers: dict[str, str]) -> dict:
+    """Namespace after running the setup cell and every code answer cell, in notebook order."""
+    namespace: dict = {}
+    with contextlib.redirect_stdout(io.StringIO()):
+        exec(compile(setup_source(assignment), "<setup>", "exec"), namespace)
+        for grade_id in cell_ids(assignment, "answer"):
+            exec(compile(answers[grade_id], f"<{grade_id}>", "exec"), namespace)
+    return namespace
+
+
+def quiet(check, *args, **kwargs) -> tuple[float, str]:
+    """Run a check, returning (score, printed report)."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        score = check(*args, **kwargs)
+    return score, out.getvalue()
+
+
+def grade_through_nbgrader(course_dir: Path, assignment: str, submissions: dict) -> dict:
+    """Autograde ``submissions`` (student -> notebook) in a scratch copy of the course.
+
+    Copies the course into ``course_dir``, regenerates the release, submits every notebook,
+    runs ``nbgrader autograde`` once for all of them and ``generate_feedback``, and returns
+    ``{student: {grade_id: (score, max_score)}}`` read from the gradebook (never from exit codes).
+    """
+    from grading import course, scores
+
+    root = course.copy_course(course_dir)
+    course.generate_release(assignment, root)
+    for student, notebook in submissions.items():
+        course.submit(root, student, assignment, notebook, source_notebook(assignment).name)
+    course.autograde(root, assignment)
+    course.generate_feedback(root, assignment)
+    for student in submissions:
+        html = root / "feedback" / student / assignment / source_notebook(assignment).with_suffix(".html").name
+        assert html.is_file() and "Score" in html.read_text(), f"no feedback for {student}: {html}"
+    return {student: scores.cell_scores(root, assignment, student) for student in submissions}
+
+
+def release_notebook(assignment: str):
+    (path,) = sorted((ROOT / "release" / assignment).glob("*.ipynb"))
+    return nbformat.read(path, as_version=4)
