@@ -157,14 +157,22 @@ def load_model(name: str, pretrained: bool = True) -> nn.Module:
     if not pretrained or spec.weights is None:
         model = spec.build(pretrained and spec.weights is None)
         return model.eval()
-    if not os.path.exists(_weights_file(spec.weights)) and random_weights_allowed():
+    cached = os.path.exists(_weights_file(spec.weights))
+    if not cached and random_weights_allowed():
         warnings.warn(f"{name}: pretrained weights unavailable offline; using RANDOM weights "
                       f"({RANDOM_WEIGHTS_ENV} is set). Maps and visualizations are meaningless.",
                       RandomWeightsWarning, stacklevel=2)
         return spec.build(False).eval()
     try:
         model = spec.build(True)
-    except (OSError, RuntimeError, ConnectionError) as err:  # URLError is an OSError
+    except Exception as err:  # noqa: BLE001 - offline (URLError), or a broken cached file
+        if cached:
+            raise WeightsUnavailableError(
+                f"The cached weights of {spec.name!r} at {_weights_file(spec.weights)} could not be "
+                f"loaded ({type(err).__name__}: {err}). The file is probably incomplete or corrupt: "
+                "delete it and run load_model() again with a network connection.") from None
+        if not isinstance(err, (OSError, RuntimeError, ConnectionError)):
+            raise
         if random_weights_allowed():
             warnings.warn(f"{name}: could not load pretrained weights ({err}); using RANDOM "
                           f"weights ({RANDOM_WEIGHTS_ENV} is set).", RandomWeightsWarning, stacklevel=2)

@@ -28,6 +28,9 @@ def _check_inputs(model: nn.Module, layer: nn.Module, images: torch.Tensor) -> N
         got = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
         raise ValueError(f"images must be a float tensor (N, C, H, W); got {got}. "
                          "Use interpkit.preprocess(image, model_name) to make one.")
+    if layer is model:
+        raise ValueError("layer must be a convolutional block inside the model, not the model itself "
+                         "(its output has no spatial grid)")
     if not any(m is layer for m in model.modules()):
         raise ValueError(f"layer ({type(layer).__name__}) is not a sub-module of the model; "
                          "get it with interpkit.get_layer(model, name).")
@@ -84,8 +87,15 @@ def layer_output_and_gradient(model: nn.Module, layer: nn.Module, images: torch.
     if logits.dim() != 2:
         raise ValueError(f"the model must return logits (N, classes); got shape {tuple(logits.shape)}")
     classes = _class_indices(logits.detach(), class_idx)
-    score = logits.gather(1, classes.view(-1, 1)).sum()  # images are independent: sum = each
-    (grad,) = torch.autograd.grad(score, captured[0])
+    with torch.enable_grad():  # the caller may be inside torch.no_grad()
+        score = logits.gather(1, classes.view(-1, 1)).sum()  # images are independent: sum = each
+        if not score.requires_grad:
+            raise RuntimeError("the logits do not depend on the layer's output: choose a layer on the "
+                               "path from the input to the logits")
+        (grad,) = torch.autograd.grad(score, captured[0], allow_unused=True)
+    if grad is None:
+        raise RuntimeError("the logits do not depend on the layer's output: choose a layer on the "
+                           "path from the input to the logits")
     return captured[0].detach(), grad, classes
 
 
