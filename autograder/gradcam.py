@@ -15,7 +15,7 @@ from solutions import gradcam as reference
 
 from . import models
 from .model_state import differences, restore, snapshot
-from .report import Property, Report
+from .report import Property, Report, graded
 from .student_call import REFERENCE_MESSAGE, call
 
 TOLERANCE = 2e-3  # max |student - reference|; independent correct implementations agree to ~1e-6
@@ -157,11 +157,13 @@ def _check_map_function(student: Callable, title: str, counterfactual: bool, poi
     return report.finish()
 
 
+@graded
 def check_grad_cam(grad_cam: Callable, points: float = 6) -> float:
     """Grade ``grad_cam(model, layer, image, class_idx=None)``; returns the points earned."""
     return _check_map_function(grad_cam, "grad_cam", counterfactual=False, points=points)
 
 
+@graded
 def check_counterfactual_grad_cam(counterfactual_grad_cam: Callable, points: float = 3) -> float:
     """Grade ``counterfactual_grad_cam(model, layer, image, class_idx)``; returns the points."""
     return _check_map_function(counterfactual_grad_cam, "counterfactual_grad_cam", counterfactual=True,
@@ -177,6 +179,7 @@ ACCEPTED_LAYERS = {
 }
 
 
+@graded
 def check_target_layers(target_layers, points: float = 3) -> float:
     """Grade ``TARGET_LAYERS``: one share of the points per network."""
     report = Report("TARGET_LAYERS")

@@ -52,10 +52,19 @@ def _names(items, limit: int = 3) -> str:
     return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
 
 
-def differences(model: nn.Module, state: ModelState) -> list[str]:
-    """Human-readable list of what changed since ``state`` (empty: nothing changed)."""
+def differences(model: nn.Module, state: ModelState, grads: bool = False) -> list[str]:
+    """Human-readable list of what changed since ``state`` (empty: nothing changed).
+
+    ``grads=True`` also requires every parameter's ``.grad`` to be as it was."""
     found = []
     params = dict(model.named_parameters())
+    if grads:
+        touched = [n for n, p in params.items() if n in state.grads and not (
+            (p.grad is None and state.grads[n] is None) or
+            (p.grad is not None and state.grads[n] is not None and torch.equal(p.grad, state.grads[n])))]
+        if touched:
+            found.append(f"parameter gradients (.grad) changed on {_names(touched)} (differentiate with "
+                         "torch.autograd.grad w.r.t. the image only, or restore the model's .grad)")
     if set(params) != set(state.params):
         found.append("the model's set of parameters changed")
     changed = [n for n, p in params.items() if n in state.params and

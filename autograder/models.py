@@ -155,3 +155,78 @@ def real_cases() -> list[Case]:
         Case("EfficientNet-Lite0, composite, class 285 (Egyptian cat)", model, "features.17",
              inputs["cat+coffee composite"], 285),
     ]
+
+
+# --------------------------------------------------------------------------- L2A1 cases
+def _channel(c: int):
+    return lambda acts: acts[:, c].mean()
+
+
+def _centre_neuron(c: int):
+    return lambda acts: acts[:, c, acts.shape[2] // 2, acts.shape[3] // 2].mean()
+
+
+def _mean_square(acts):
+    return (acts ** 2).mean()
+
+
+@dataclass(frozen=True)
+class VisualizeCase:
+    """One ``visualize`` call; ``param()`` makes a fresh, identically seeded parameterization."""
+
+    label: str
+    model: nn.Module
+    layer: nn.Module
+    objective: object
+    param: object
+    transforms: object
+    steps: int
+    lr: float
+
+
+def visualize_cases() -> list[VisualizeCase]:
+    from interpkit.featureviz import STANDARD_TRANSFORMS, pixel_image
+
+    def seeded(make, size, seed):
+        return lambda: make(size, generator=torch.Generator().manual_seed(seed))
+
+    small, small_train, real = conv_stack(7), conv_stack(8, train_mode=True), real_model()
+    return [
+        VisualizeCase("conv stack, channel 3, pixel image 24 px, no transforms, 12 steps",
+                      small, small.block, _channel(3), seeded(pixel_image, 24, 1), None, 12, 0.05),
+        VisualizeCase("EfficientNet-Lite0 features.4, channel 5, FFT image 48 px, no transforms, 10 steps",
+                      real, get_layer(real, "features.4"), _channel(5), seeded(_fft, 48, 2), None, 10, 0.05),
+        VisualizeCase("EfficientNet-Lite0 features.7, centre neuron of channel 10, FFT 64 px, "
+                      "standard transforms, 24 steps", real, get_layer(real, "features.7"), _centre_neuron(10),
+                      seeded(_fft, 64, 3), STANDARD_TRANSFORMS, 24, 0.05),
+        VisualizeCase("conv stack in train mode, DeepDream objective, FFT 40 px, standard transforms, 16 steps",
+                      small_train, small_train.block, _mean_square, seeded(_fft, 40, 4), STANDARD_TRANSFORMS, 16, 0.05),
+    ]
+
+
+def _fft(size, generator=None):
+    from interpkit.featureviz import fft_image
+
+    return fft_image(size, generator=generator)
+
+
+@dataclass(frozen=True)
+class DeepDreamCase:
+    label: str
+    model: nn.Module
+    layer: nn.Module
+    photo: object  # (H, W, 3) float array in [0, 1]
+    steps: int
+    step_size: float
+    octaves: int
+    octave_scale: float
+
+
+def deepdream_cases() -> list[DeepDreamCase]:
+    real, small = real_model(), conv_stack(9)
+    return [
+        DeepDreamCase("EfficientNet-Lite0 features.4, cat photo 64 px, 2 octaves x 4 steps",
+                      real, get_layer(real, "features.4"), sample_image("cat", 64), 4, 0.05, 2, 1.4),
+        DeepDreamCase("conv stack, coffee photo 48 px, 2 octaves x 5 steps", small, small.block,
+                      sample_image("coffee", 48), 5, 0.05, 2, 1.5),
+    ]

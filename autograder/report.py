@@ -7,6 +7,9 @@ full credit). The report itself is printed to stdout, never stderr (stderr score
 """
 from __future__ import annotations
 
+import contextlib
+import functools
+import io
 import sys
 from dataclasses import dataclass, field
 
@@ -79,3 +82,16 @@ class Report:
         """Print the report to stdout and return the score as a plain float."""
         print(self.text(), file=sys.stdout, flush=True)
         return self.score
+
+
+def graded(check):
+    """Decorator for checks: whatever the reference or the toolbox writes to stderr while the check
+    runs (a progress bar, a warning) is swallowed, because any stderr output scores the cell 0."""
+    @functools.wraps(check)
+    def wrapper(*args, **kwargs) -> float:
+        import warnings
+
+        with contextlib.redirect_stderr(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return check(*args, **kwargs)
+    return wrapper

@@ -8,7 +8,7 @@ from scipy import ndimage
 
 from solutions import segmentation as reference
 
-from .report import Report
+from .report import Report, graded
 from .student_call import REFERENCE_MESSAGE, call
 
 
@@ -25,6 +25,7 @@ def _segmentation_cases() -> list[tuple[str, np.ndarray, np.ndarray, float]]:
     return cases
 
 
+@graded
 def check_threshold_segmentation(threshold_segmentation: Callable, points: float = 2) -> float:
     """Grade ``threshold_segmentation(image, cam, threshold) -> (segmented, mask)``."""
     report = Report("threshold_segmentation")
@@ -89,6 +90,7 @@ def _box_cases():
     }
 
 
+@graded
 def check_localization_box(localization_box: Callable, points: float = 2) -> float:
     """Grade ``localization_box(cam, threshold=0.15) -> (top, left, bottom, right)``."""
     report = Report("localization_box")

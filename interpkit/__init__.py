@@ -5,6 +5,7 @@
 - :mod:`interpkit.layers`   ``get_layer`` by dotted name, ``capture`` a layer's output and gradient
 - :mod:`interpkit.plotting` ``show_cam`` overlays, ``image_grid``
 - :mod:`interpkit.settings` the random-weights switch and the grading-mode helpers
+- :mod:`interpkit.featureviz` feature visualization: parameterizations, transforms, objectives, render, DeepDream
 """
 from .images import preprocess, sample_image, two_objects
 from .layers import capture, get_layer

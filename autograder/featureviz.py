@@ -1,0 +1,303 @@
+"""Checks for the L2A1 functions: the three objectives, ``jitter``, ``visualize``, ``deepdream``.
+
+Objectives are compared with :mod:`solutions.featureviz` in value and gradient on random
+activations. ``jitter`` is checked as a crop (any offsets, as long as they cover the range and
+follow the generator). ``visualize`` must follow Adam's exact trajectory when there are no random
+transforms, and with transforms raise the objective at least half as much as the reference;
+``deepdream`` must raise the layer's DeepDream objective and stay a valid image. Graded functions
+must leave the model untouched, ``.grad`` included. Using the toolbox's own version of the graded
+function (e.g. ``interpkit.featureviz.render`` inside ``visualize``) earns nothing for that part.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Callable
+
+import numpy as np
+import torch
+
+from interpkit.featureviz import deepdream as toolbox_deepdream  # the function
+from interpkit.featureviz import objectives as toolbox_objectives
+from interpkit.featureviz import transforms as toolbox_transforms
+from interpkit.images import normalize
+from solutions import featureviz as reference
+
+from . import models
+from .model_state import differences, restore, snapshot
+from .report import Report, graded
+from .student_call import REFERENCE_MESSAGE, call
+
+_TOOLBOX_OBJECTIVE_FUNCS = tuple(getattr(toolbox_objectives, n) for n in dir(toolbox_objectives)
+                                 if callable(getattr(toolbox_objectives, n))
+                                 and getattr(getattr(toolbox_objectives, n), "__module__", "") == toolbox_objectives.__name__)
+toolbox_render = importlib.import_module("interpkit.featureviz.render")  # the module
+_TOOLBOX_RENDER = (toolbox_render.render, toolbox_render.optimize, toolbox_render.render_layer,
+                   toolbox_render.visualize_steps)
+_TOOLBOX_JITTER = (toolbox_transforms.jitter_crop, toolbox_transforms.Jitter)
+
+
+def _finish(report: Report, forbidden: list[str]) -> float:
+    if forbidden:
+        report.zero_all(REFERENCE_MESSAGE.format(sorted(set(forbidden))[0]))
+    return report.finish()
+
+
+# --------------------------------------------------------------------------- objectives
+def _activation_cases(seed: int = 0) -> list[tuple[str, torch.Tensor]]:
+    gen = torch.Generator().manual_seed(seed)
+    shapes = [(1, 4, 5, 5), (3, 6, 4, 6), (2, 8, 7, 3), (4, 3, 6, 8)]
+    return [(f"acts {shape}", torch.randn(*shape, generator=gen)) for shape in shapes]
+
+
+def _check_objective(student: Callable, ref: Callable, title: str, points: float,
+                     arg_sets: Callable[[torch.Tensor], list[tuple]]) -> float:
+    report = Report(title)
+    scalar = report.add("returns a scalar tensor (0-dim) that autograd can differentiate", points * 0.2)
+    values = report.add("value equals the reference on random activations", points * 0.5)
+    grads = report.add("gradient w.r.t. the activations equals the reference", points * 0.3)
+    forbidden: list[str] = []
+    for label, acts in _activation_cases():
+        for args in arg_sets(acts):
+            case = f"{label}, arguments {args}" if args else label
+            want_acts = acts.clone().requires_grad_(True)
+            want = ref(want_acts, *args)
+            (want_grad,) = torch.autograd.grad(want, want_acts)
+            got_acts = acts.clone().requires_grad_(True)
+            outcome = call(student, got_acts, *args, forbid=_TOOLBOX_OBJECTIVE_FUNCS)
+            forbidden += outcome.forbidden_calls
+            if outcome.error:
+                for prop in (scalar, values, grads):
+                    prop.fail(f"{case}: raised {outcome.error}")
+                continue
+            got = outcome.value
+            ok = isinstance(got, torch.Tensor) and got.dim() == 0 and got.requires_grad
+            scalar.expect(ok, f"{case}: expected a 0-dim tensor connected to acts, got "
+                              f"{type(got).__name__}{'' if not isinstance(got, torch.Tensor) else tuple(got.shape)}")
+            if not isinstance(got, torch.Tensor) or got.numel() != 1:
+                values.fail(f"{case}: not a single number")
+                grads.fail(f"{case}: not a single number")
+                continue
+            value = float(got.detach().reshape(()))
+            hint = " (sign flipped? objectives are MAXIMIZED)" if abs(value + float(want)) < 1e-5 * (1 + abs(value)) else ""
+            values.expect(abs(value - float(want)) <= 1e-5 * (1 + abs(float(want))),
+                          f"{case}: got {value:.6g}, expected {float(want):.6g}{hint}")
+            if not got.requires_grad:
+                grads.fail(f"{case}: the result is not connected to acts (detached?)")
+                continue
+            (got_grad,) = torch.autograd.grad(got.reshape(()), got_acts, allow_unused=True)
+            grads.expect(got_grad is not None and torch.allclose(got_grad, want_grad, atol=1e-6),
+                         f"{case}: the gradient differs from the reference")
+    return _finish(report, forbidden)
+
+
+@graded
+def check_channel_objective(channel_objective: Callable, points: float = 1) -> float:
+    """Grade ``channel_objective(acts, channel)``."""
+    return _check_objective(channel_objective, reference.channel_objective, "channel_objective", points,
+                            lambda a: [(c,) for c in (0, a.shape[1] - 1, a.shape[1] // 2)])
+
+
+@graded
+def check_neuron_objective(neuron_objective: Callable, points: float = 2) -> float:
+    """Grade ``neuron_objective(acts, channel, y=None, x=None)`` (centre by default)."""
+    def args(a):
+        h, w = a.shape[-2:]
+        return [(1,), (a.shape[1] - 1,), (0, 0, w - 1), (2, h - 1, 0), (1, h // 2, w - 1)]
+    return _check_objective(neuron_objective, reference.neuron_objective, "neuron_objective", points, args)
+
+
+@graded
+def check_deepdream_objective(deepdream_objective: Callable, points: float = 1) -> float:
+    """Grade ``deepdream_objective(acts)``."""
+    return _check_objective(deepdream_objective, reference.deepdream_objective, "deepdream_objective",
+                            points, lambda a: [()])
+
+
+# --------------------------------------------------------------------------- jitter
+def _find_offset(image: torch.Tensor, crop: torch.Tensor) -> tuple[int, int] | None:
+    h, w = crop.shape[-2:]
+    for dy in range(image.shape[-2] - h + 1):
+        for dx in range(image.shape[-1] - w + 1):
+            if torch.equal(image[..., dy:dy + h, dx:dx + w], crop):
+                return dy, dx
+    return None
+
+
+@graded
+def check_jitter(jitter: Callable, points: float = 3) -> float:
+    """Grade ``jitter(image, max_shift, generator=None)``."""
+    report = Report("jitter")
+    crop = report.add("returns a crop (H - max_shift, W - max_shift) of the input, same for every image", points / 3)
+    seeded = report.add("draws its offset from `generator` (same seed, same crop)", points / 6)
+    cover = report.add("offsets cover 0 ... max_shift in both directions, ends included", points / 3)
+    grad = report.add("differentiable: gradients flow back to the input", points / 6)
+    forbidden: list[str] = []
+    base = torch.arange(2 * 3 * 12 * 14, dtype=torch.float32).reshape(2, 3, 12, 14)  # all values distinct
+    for shape_label, image, shift in [("(2, 3, 12, 14), max_shift 4", base, 4),
+                                      ("(1, 3, 9, 9), max_shift 2", base[:1, :, :9, :9].contiguous(), 2),
+                                      ("(2, 3, 12, 14), max_shift 0", base, 0)]:
+        outcome = call(jitter, image.clone(), shift, torch.Generator().manual_seed(1), forbid=_TOOLBOX_JITTER)
+        forbidden += outcome.forbidden_calls
+        if outcome.error:
+            crop.fail(f"{shape_label}: raised {outcome.error}")
+            continue
+        out = outcome.value
+        want_shape = (*image.shape[:2], image.shape[2] - shift, image.shape[3] - shift)
+        if not isinstance(out, torch.Tensor) or tuple(out.shape) != want_shape:
+            hint = " (padding instead of cropping?)" if isinstance(out, torch.Tensor) and out.shape[-1] > image.shape[-1] else ""
+            crop.fail(f"{shape_label}: expected shape {want_shape}, got "
+                      f"{tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__}{hint}")
+            continue
+        offset = _find_offset(image[:1], out[:1].detach())
+        same = offset is not None and torch.equal(
+            image[:, :, offset[0]:offset[0] + want_shape[2], offset[1]:offset[1] + want_shape[3]], out.detach())
+        crop.expect(same, f"{shape_label}: the output is not one crop of the input (one offset for the whole batch)")
+    offsets = []
+    for seed in range(120):
+        first = call(jitter, base.clone(), 4, torch.Generator().manual_seed(seed), forbid=_TOOLBOX_JITTER)
+        again = call(jitter, base.clone(), 4, torch.Generator().manual_seed(seed), forbid=_TOOLBOX_JITTER)
+        forbidden += first.forbidden_calls + again.forbidden_calls
+        if first.error or again.error or not isinstance(first.value, torch.Tensor) or first.value.shape[-2:] != (8, 10):
+            seeded.fail("seeded calls failed or returned the wrong shape")
+            cover.fail("seeded calls failed or returned the wrong shape")
+            break
+        if seed < 10:
+            seeded.expect(torch.equal(first.value, again.value),
+                          f"seed {seed}: two calls with equally seeded generators gave different crops "
+                          "(pass generator=generator to torch.randint)")
+        offsets.append(_find_offset(base[:1], first.value[:1].detach()))
+    if offsets:
+        ys = {o[0] for o in offsets if o}
+        xs = {o[1] for o in offsets if o}
+        cover.expect(ys == set(range(5)) and xs == set(range(5)),
+                     f"over 120 seeds with max_shift 4, dy took {sorted(ys)} and dx took {sorted(xs)}; "
+                     "expected every value in 0..4 (torch.randint's upper bound is exclusive)")
+    leaf = base.clone().requires_grad_(True)
+    outcome = call(jitter, leaf, 4, torch.Generator().manual_seed(0), forbid=_TOOLBOX_JITTER)
+    forbidden += outcome.forbidden_calls
+    if outcome.error or not isinstance(outcome.value, torch.Tensor) or not outcome.value.requires_grad:
+        grad.fail("the output of a tensor that requires grad must itself require grad (no .detach()/.numpy())")
+    else:
+        (g,) = torch.autograd.grad(outcome.value.sum(), leaf)
+        grad.expect(float(g.sum()) == outcome.value.numel(), "the gradient does not flow back to the cropped pixels")
+    return _finish(report, forbidden)
+
+
+# --------------------------------------------------------------------------- visualize
+def _objective_value(model, layer, images: np.ndarray | torch.Tensor, objective) -> float:
+    x = torch.as_tensor(np.asarray(images), dtype=torch.float32)
+    if x.dim() == 3:
+        x = x.permute(2, 0, 1)[None]
+    with torch.no_grad():
+        acts = toolbox_render.forward_to(model, layer, normalize(x))
+        return float(objective(acts))
+
+
+def _image_ok(value, shape: tuple[int, int]) -> tuple[bool, str]:
+    arr = np.asarray(value) if isinstance(value, np.ndarray) else None
+    if arr is None:
+        return False, f"expected a numpy array (H, W, 3), got {type(value).__name__}"
+    if arr.shape != (*shape, 3):
+        return False, f"expected shape {(*shape, 3)}, got {arr.shape}"
+    if not np.issubdtype(arr.dtype, np.floating) or np.isnan(arr).any():
+        return False, f"expected floats without NaN, got {arr.dtype}"
+    if arr.min() < 0 or arr.max() > 1:
+        return False, f"values must lie in [0, 1], got [{arr.min():.3g}, {arr.max():.3g}]"
+    return True, ""
+
+
+def _run_on_model(model, fn, *args, forbid=(), grads=True):
+    state = snapshot(model)
+    outcome = call(fn, *args, forbid=forbid)
+    changed = differences(model, state, grads=grads)
+    restore(model, state)
+    return outcome, changed
+
+
+@graded
+def check_visualize(visualize: Callable, points: float = 4) -> float:
+    """Grade ``visualize(model, layer, objective, image_param, transforms, steps, lr)``."""
+    report = Report("visualize")
+    output = report.add("returns the first image as a numpy array (H, W, 3) in [0, 1]", points * 0.125)
+    exact = report.add("without transforms, follows Adam's trajectory exactly (maximizing, fresh "
+                       "gradients each step, ImageNet normalization)", points * 0.375)
+    gain = report.add("with the standard transforms, raises the objective at least half as much as the reference",
+                      points * 0.25)
+    side = report.add("leaves the model untouched (parameters, .grad, requires_grad, mode, hooks)", points * 0.25)
+    forbidden: list[str] = []
+    returned = 0
+    for case in models.visualize_cases():
+        make_param = case.param
+        want = reference.visualize(case.model, case.layer, case.objective, make_param(), case.transforms,
+                                   case.steps, case.lr)
+        outcome, changed = _run_on_model(case.model, visualize, case.model, case.layer, case.objective,
+                                         make_param(), case.transforms, case.steps, case.lr,
+                                         forbid=_TOOLBOX_RENDER)
+        forbidden += outcome.forbidden_calls
+        side.expect(not changed, f"{case.label}: " + "; ".join(changed))
+        if outcome.error:
+            output.fail(f"{case.label}: raised {outcome.error}")
+            (exact if case.transforms is None else gain).fail(f"{case.label}: raised an exception")
+            continue
+        returned += 1
+        ok, why = _image_ok(outcome.value, make_param().size)
+        output.expect(ok, f"{case.label}: {why}")
+        if not ok:
+            (exact if case.transforms is None else gain).fail(f"{case.label}: invalid image ({why})")
+            continue
+        start = _objective_value(case.model, case.layer, make_param().numpy()[0], case.objective)
+        ref_gain = _objective_value(case.model, case.layer, want, case.objective) - start
+        got_gain = _objective_value(case.model, case.layer, outcome.value, case.objective) - start
+        sign = " (it went DOWN: is the objective maximized, i.e. the loss negated?)" if got_gain < 0 else ""
+        if case.transforms is None:
+            err = float(np.abs(np.asarray(outcome.value, dtype=np.float64) - want).max())
+            exact.expect(err <= 2e-3, f"{case.label}: max |yours - reference| = {err:.3g} after {case.steps} "
+                                      f"steps; objective gain {got_gain:.4g} vs reference {ref_gain:.4g}{sign}")
+        else:
+            gain.expect(got_gain >= 0.5 * ref_gain, f"{case.label}: objective rose by {got_gain:.4g}, the "
+                                                    f"reference by {ref_gain:.4g}{sign}")
+    if not returned:
+        side.fail("no call returned an image, so leaving the model untouched earns nothing yet")
+    return _finish(report, forbidden)
+
+
+# --------------------------------------------------------------------------- deepdream
+@graded
+def check_deepdream(deepdream: Callable, points: float = 3) -> float:
+    """Grade ``deepdream(model, layer, image, steps, step_size, octaves, octave_scale)``."""
+    report = Report("deepdream")
+    output = report.add("returns an image of the input's shape (H, W, 3) in [0, 1] (clipped)", points / 3)
+    gain = report.add("raises the layer's DeepDream objective at least half as much as the reference "
+                      "(normalized gradient steps over the octaves)", points / 3)
+    side = report.add("leaves the model untouched (parameters, .grad, requires_grad, mode, hooks)", points / 3)
+    forbidden: list[str] = []
+    returned = 0
+    dd = reference.deepdream_objective
+    for case in models.deepdream_cases():
+        args = (case.photo.copy(), case.steps, case.step_size, case.octaves, case.octave_scale)
+        want = reference.deepdream(case.model, case.layer, *args)
+        outcome, changed = _run_on_model(case.model, deepdream, case.model, case.layer, *args,
+                                         forbid=(toolbox_deepdream,))
+        forbidden += outcome.forbidden_calls
+        side.expect(not changed, f"{case.label}: " + "; ".join(changed))
+        if outcome.error:
+            output.fail(f"{case.label}: raised {outcome.error}")
+            gain.fail(f"{case.label}: raised an exception")
+            continue
+        returned += 1
+        ok, why = _image_ok(outcome.value, case.photo.shape[:2])
+        output.expect(ok, f"{case.label}: {why}" + (" (clip the image to [0, 1] after each step)"
+                                                     if "[0, 1]" in why else ""))
+        if not ok:
+            gain.fail(f"{case.label}: invalid image ({why})")
+            continue
+        start = _objective_value(case.model, case.layer, case.photo, dd)
+        ref_gain = _objective_value(case.model, case.layer, want, dd) - start
+        got_gain = _objective_value(case.model, case.layer, outcome.value, dd) - start
+        gain.expect(got_gain >= 0.5 * ref_gain,
+                    f"{case.label}: the objective rose by {got_gain:.4g}, the reference by {ref_gain:.4g} "
+                    "(normalize each gradient step by the gradient's mean absolute value)")
+    if not returned:
+        side.fail("no call returned an image, so leaving the model untouched earns nothing yet")
+    return _finish(report, forbidden)
+

@@ -1,0 +1,109 @@
+"""The L2A1 checks, called in-process: full marks for correct implementations, lost points for every
+planted bug in its own checks only, no credit for delegating to the reference or to the toolbox's own
+version of the graded function, stdout only."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+import autograder
+from examples.L2A1_feature_visualization import BUGS, CORRECT
+from support import instructor_answers, quiet, run_answers
+
+A = "L2A1_feature_visualization"
+CHECKS = {
+    "test_channel_objective_hidden": ("channel_objective", autograder.check_channel_objective, 1),
+    "test_neuron_objective_hidden": ("neuron_objective", autograder.check_neuron_objective, 2),
+    "test_deepdream_objective_hidden": ("deepdream_objective", autograder.check_deepdream_objective, 1),
+    "test_jitter_hidden": ("jitter", autograder.check_jitter, 3),
+    "test_visualize_hidden": ("visualize", autograder.check_visualize, 4),
+    "test_deepdream_hidden": ("deepdream", autograder.check_deepdream, 3),
+}
+
+
+@pytest.fixture(scope="module")
+def answers():
+    return instructor_answers(A)
+
+
+def scores_of(namespace):
+    return {cell: quiet(check, namespace[name], points=pts) for cell, (name, check, pts) in CHECKS.items()}
+
+
+@pytest.mark.parametrize("variant", CORRECT, ids=lambda v: v.name)
+def test_correct_implementations_get_full_marks(variant, answers):
+    for cell, (score, report) in scores_of(run_answers(A, variant.answers(dict(answers)))).items():
+        assert score == CHECKS[cell][2], f"{variant.name} lost points in {cell}:\n{report}"
+
+
+@pytest.mark.parametrize("variant", BUGS, ids=lambda v: v.name)
+def test_each_bug_loses_points_in_its_own_checks_only(variant, answers):
+    scores = scores_of(run_answers(A, variant.answers(dict(answers))))
+    lost = {cell for cell, (score, _) in scores.items() if score < CHECKS[cell][2]}
+    expected = {cell for cell in variant.affected if cell in CHECKS}
+    assert lost == expected, (f"{variant.name}: lost points in {sorted(lost)}, expected {sorted(expected)}\n"
+                              + "\n".join(scores[c][1] for c in lost ^ expected))
+    for cell in lost:
+        assert "FAIL" in scores[cell][1] and " - " in scores[cell][1]
+
+
+def _uses_toolbox_render(model, layer, objective, image_param, transforms, steps, lr):
+    from interpkit.featureviz import render
+    return render(model, layer, objective, param=image_param, transforms=transforms, steps=steps, lr=lr)[0]
+
+
+def _uses_toolbox_jitter(image, max_shift, generator=None):
+    from interpkit.featureviz import jitter_crop
+    return jitter_crop(image, max_shift, generator)
+
+
+def _uses_reference_deepdream(model, layer, image, steps=10, step_size=0.01, octaves=4, octave_scale=1.4):
+    import solutions.featureviz
+    return solutions.featureviz.deepdream(model, layer, image, steps, step_size, octaves, octave_scale)
+
+
+def _uses_toolbox_objective(acts, channel):
+    from interpkit.featureviz.objectives import channel_activation
+    return channel_activation(acts, channel)
+
+
+@pytest.mark.parametrize("check, cheat", [
+    (autograder.check_visualize, _uses_toolbox_render),
+    (autograder.check_jitter, _uses_toolbox_jitter),
+    (autograder.check_deepdream, _uses_reference_deepdream),
+    (autograder.check_channel_objective, _uses_toolbox_objective),
+], ids=["visualize", "jitter", "deepdream", "channel_objective"])
+def test_delegating_to_the_toolbox_or_reference_gets_no_credit(check, cheat):
+    score, report = quiet(check, cheat)
+    assert score == 0.0 and "calls the reference solution or the autograder" in report
+
+
+def test_reports_go_to_stdout_only(answers, capfd):
+    namespace = run_answers(A, answers)
+    for cell, (name, check, pts) in CHECKS.items():
+        assert type(check(namespace[name], points=pts)) is float
+    out, err = capfd.readouterr()
+    assert err == "" and "visualize: 4 / 4 points" in out
+
+
+@pytest.mark.parametrize("cell", list(CHECKS))
+def test_unanswered_functions_score_zero(cell):
+    def unanswered(*args, **kwargs):
+        raise NotImplementedError()
+    name, check, pts = CHECKS[cell]
+    score, report = quiet(check, unanswered, points=pts)
+    assert score == 0.0, report
+
+
+def test_visualize_side_effects_include_parameter_gradients(answers):
+    namespace = run_answers(A, answers)
+    good = namespace["visualize"]
+
+    def leaves_grads(model, layer, objective, image_param, transforms, steps, lr):
+        result = good(model, layer, objective, image_param, transforms, steps, lr)
+        for p in model.parameters():
+            p.grad = torch.zeros_like(p)
+        return result
+
+    score, report = quiet(autograder.check_visualize, leaves_grads)
+    assert score == 3.0 and ".grad" in report
