@@ -32,6 +32,7 @@ test: env
 ## bench: speed figures, as ratios against baselines measured in the same run
 bench: env
 	INTERPKIT_ALLOW_RANDOM_WEIGHTS=1 $(PY) bench/bench_gradcam.py
+	INTERPKIT_ALLOW_RANDOM_WEIGHTS=1 $(PY) bench/bench_featureviz.py
 
 ## clean-grading: remove the demo's submitted/, autograded/, feedback/ and gradebook
 clean-grading:
