@@ -6,7 +6,7 @@ them must lose points.
 """
 from __future__ import annotations
 
-from grading.submissions import Answers, Variant, patch
+from grading.submissions import Variant, combine, patches, replace_cells
 
 CH = frozenset({"test_channel_objective_visible", "test_channel_objective_hidden"})
 NEU = frozenset({"test_neuron_objective_visible", "test_neuron_objective_hidden"})
@@ -16,16 +16,8 @@ VIS = frozenset({"test_visualize_visible", "test_visualize_hidden"})
 DD = frozenset({"test_deepdream_visible", "test_deepdream_hidden"})
 
 
-def _patches(*edits: tuple[str, str, str]):
-    def answers(instructor: Answers) -> Answers:
-        for cell, old, new in edits:
-            instructor = patch(instructor, cell, old, new)
-        return instructor
-    return answers
-
-
 def _bug(name: str, description: str, affected: frozenset, *edits: tuple[str, str, str]) -> Variant:
-    return Variant(name, description, _patches(*edits), affected)
+    return Variant(name, description, patches(*edits), affected)
 
 
 CAPTURE = """        with capture(layer) as recorded:
@@ -162,36 +154,20 @@ def deepdream(model, layer, image, steps=10, step_size=0.01, octaves=4, octave_s
 '''
 
 
-def _replace(**cells: str):
-    def answers(instructor: Answers) -> Answers:
-        out = dict(instructor)
-        out.update({k: v.strip() + "\n" for k, v in cells.items()})
-        return out
-    return answers
-
-
 CORRECT: list[Variant] = [
     Variant("solution", "the instructor's solution", lambda answers: answers),
     Variant("freeze_and_backward", "other objectives and jitter; frozen model + loss.backward(); octave pyramid",
-            _replace(**OBJECTIVES_B, visualize=VISUALIZE_FREEZE, deepdream=DEEPDREAM_B)),
-    Variant("adam_maximize", "Adam(maximize=True) with torch.autograd.grad", _replace(visualize=VISUALIZE_MAXIMIZE)),
+            replace_cells(**OBJECTIVES_B, visualize=VISUALIZE_FREEZE, deepdream=DEEPDREAM_B)),
+    Variant("adam_maximize", "Adam(maximize=True) with torch.autograd.grad", replace_cells(visualize=VISUALIZE_MAXIMIZE)),
 ]
 
 _by_name = {v.name: v for v in BUGS}
-
-
-def _combine(*variants: Variant):
-    def answers(instructor: Answers) -> Answers:
-        for v in variants:
-            instructor = v.answers(instructor)
-        return instructor
-    return answers
 
 
 #: The students of ``make demo``: None is the blank release notebook.
 DEMO_SUBMISSIONS = {
     "demo_complete": CORRECT[0].answers,
     "demo_blank": None,
-    "demo_buggy": _combine(_by_name["channel_sign_flipped"], _by_name["jitter_pads"],
+    "demo_buggy": combine(_by_name["channel_sign_flipped"], _by_name["jitter_pads"],
                            _by_name["deepdream_no_clipping"]),
 }

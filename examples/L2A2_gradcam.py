@@ -6,7 +6,7 @@ points; the hidden test cells among them must lose points.
 """
 from __future__ import annotations
 
-from grading.submissions import Answers, Variant, patch
+from grading.submissions import Variant, combine, patches, replace_cells
 
 GC = frozenset({"test_grad_cam_visible", "test_grad_cam_hidden"})
 CF = frozenset({"test_counterfactual_visible", "test_counterfactual_hidden"})
@@ -16,7 +16,7 @@ BOX = frozenset({"test_localization_box_visible", "test_localization_box_hidden"
 
 
 def _bug(name: str, description: str, cell: str, old: str, new: str, affected: frozenset) -> Variant:
-    return Variant(name, description, lambda answers: patch(answers, cell, old, new), affected)
+    return Variant(name, description, patches((cell, old, new)), affected)
 
 
 CAPTURE = """    with capture(layer) as recorded:            # forward hook on `layer`, removed on exit
@@ -141,30 +141,14 @@ TARGET_LAYERS = {"vgg16": "features.28", "resnet50": "layer4.2", "inception_v3":
 '''
 
 
-def _replace(**cells: str):
-    def answers(instructor: Answers) -> Answers:
-        out = dict(instructor)
-        out.update({k: v.strip() + "\n" for k, v in cells.items()})
-        return out
-    return answers
-
-
 CORRECT: list[Variant] = [
     Variant("solution", "the instructor's solution", lambda answers: answers),
     Variant("hooks_and_backward", "tensor hooks + .backward(); scipy segmentation and box",
-            _replace(grad_cam=HOOKS_AND_BACKWARD, threshold_segmentation=SCIPY_SEGMENTATION,
+            replace_cells(grad_cam=HOOKS_AND_BACKWARD, threshold_segmentation=SCIPY_SEGMENTATION,
                      localization_box=SCIPY_BOX)),
     Variant("split_at_layer", "graph split at the layer + torch.autograd.grad; other accepted layer names",
-            _replace(grad_cam=SPLIT_AT_LAYER, target_layers=TARGETS_VARIANT)),
+            replace_cells(grad_cam=SPLIT_AT_LAYER, target_layers=TARGETS_VARIANT)),
 ]
-
-
-def _combine(*variants: Variant):
-    def answers(instructor: Answers) -> Answers:
-        for v in variants:
-            instructor = v.answers(instructor)
-        return instructor
-    return answers
 
 
 _by_name = {v.name: v for v in BUGS}
@@ -173,5 +157,5 @@ _by_name = {v.name: v for v in BUGS}
 DEMO_SUBMISSIONS = {
     "demo_complete": CORRECT[0].answers,
     "demo_blank": None,
-    "demo_buggy": _combine(_by_name["no_relu"], _by_name["inverted_mask"], _by_name["wrong_target_layer"]),
+    "demo_buggy": combine(_by_name["no_relu"], _by_name["inverted_mask"], _by_name["wrong_target_layer"]),
 }

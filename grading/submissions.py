@@ -101,3 +101,30 @@ class Variant:
     def build(self, release_notebook: NotebookNode, instructor_answers: Answers) -> NotebookNode:
         """The submission notebook of this variant."""
         return fill(release_notebook, self.answers(dict(instructor_answers)))
+
+
+def replace_cells(**cells: str) -> Callable[[Answers], Answers]:
+    """An answers transform that swaps whole answer cells (another correct implementation)."""
+    def answers(instructor: Answers) -> Answers:
+        out = dict(instructor)
+        out.update({k: v.strip() + "\n" for k, v in cells.items()})
+        return out
+    return answers
+
+
+def combine(*variants: Variant) -> Callable[[Answers], Answers]:
+    """An answers transform applying several variants in turn (e.g. several bugs in one submission)."""
+    def answers(instructor: Answers) -> Answers:
+        for variant in variants:
+            instructor = variant.answers(instructor)
+        return instructor
+    return answers
+
+
+def patches(*edits: tuple[str, str, str]) -> Callable[[Answers], Answers]:
+    """An answers transform applying :func:`patch` for each ``(grade_id, old, new)`` (a planted bug)."""
+    def answers(instructor: Answers) -> Answers:
+        for grade_id, old, new in edits:
+            instructor = patch(instructor, grade_id, old, new)
+        return instructor
+    return answers

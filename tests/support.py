@@ -83,3 +83,8 @@ def grade_through_nbgrader(course_dir: Path, assignment: str, submissions: dict)
 def release_notebook(assignment: str):
     (path,) = sorted((ROOT / "release" / assignment).glob("*.ipynb"))
     return nbformat.read(path, as_version=4)
+
+
+def check_scores(checks: dict, namespace: dict) -> dict[str, tuple[float, str]]:
+    """``{hidden cell: (score, report)}`` for ``checks`` = ``{cell: (name, check, points)}``."""
+    return {cell: quiet(check, namespace[name], points=pts) for cell, (name, check, pts) in checks.items()}

@@ -9,7 +9,7 @@ import torch
 
 import autograder
 from examples.L2A2_gradcam import BUGS, CORRECT
-from support import instructor_answers, quiet, run_answers
+from support import check_scores, instructor_answers, quiet, run_answers
 
 A = "L2A2_gradcam"
 CHECKS = {  # hidden test cell -> (name in the notebook, check, points)
@@ -26,20 +26,16 @@ def answers():
     return instructor_answers(A)
 
 
-def scores_of(namespace) -> dict[str, tuple[float, str]]:
-    return {cell: quiet(check, namespace[name], points=pts) for cell, (name, check, pts) in CHECKS.items()}
-
-
 @pytest.mark.parametrize("variant", CORRECT, ids=lambda v: v.name)
 def test_correct_implementations_get_full_marks(variant, answers):
-    scores = scores_of(run_answers(A, variant.answers(dict(answers))))
+    scores = check_scores(CHECKS, run_answers(A, variant.answers(dict(answers))))
     for cell, (score, report) in scores.items():
         assert score == CHECKS[cell][2], f"{variant.name} lost points in {cell}:\n{report}"
 
 
 @pytest.mark.parametrize("variant", BUGS, ids=lambda v: v.name)
 def test_each_bug_loses_points_in_its_own_checks_only(variant, answers):
-    scores = scores_of(run_answers(A, variant.answers(dict(answers))))
+    scores = check_scores(CHECKS, run_answers(A, variant.answers(dict(answers))))
     lost = {cell for cell, (score, _) in scores.items() if score < CHECKS[cell][2]}
     expected = {cell for cell in variant.affected if cell in CHECKS}
     assert lost == expected, (f"{variant.name}: lost points in {sorted(lost)}, expected {sorted(expected)}\n"
