@@ -34,7 +34,6 @@ c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 _path = os.environ.get("PYTHONPATH", "")
 if COURSE_ROOT not in _path.split(os.pathsep):
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (COURSE_ROOT, _path) if p)
-os.environ.setdefault("MPLBACKEND", "Agg")
 # One torch/OpenMP thread per grading kernel: on a busy machine (other kernels, other graders)
 # oversubscribed OpenMP threads spin and a notebook took 66 s instead of 17 s; one thread is also
 # bitwise reproducible. Set OMP_NUM_THREADS yourself to override.
