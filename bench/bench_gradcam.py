@@ -21,7 +21,8 @@ same classes:
 ``captum``
     captum's ``LayerGradCam.attribute(relu_attributions=True)`` followed by bilinear
     ``LayerAttribution.interpolate`` and division by each map's maximum, i.e. the same output as
-    ``grad_cam`` (the largest difference is printed as a check). The ``LayerGradCam`` object is
+    ``grad_cam`` (the largest difference is printed as a check). The classes are each image's
+    top-1, computed once before timing and passed explicitly to every method. The ``LayerGradCam`` object is
     built outside the timed region (it holds no hooks between calls).
 ``pgc``
     pytorch-grad-cam's ``GradCAM`` with ``ClassifierOutputTarget`` targets (numpy output, min-max
@@ -44,11 +45,12 @@ captum (goal: <= 1.00x), a careful independent implementation of the same output
 the course's reference. Computing the map and its counterfactual from a single pass should cost
 about half of two separate calls.
 
-Each cell is the median of ``--reps`` repetitions after ``--warmup`` untimed rounds. Within a
-round the methods run one after another (interleaved), so that drift of the machine affects them
-all alike; the garbage collector is paused during each timed call. ``torch.set_num_threads`` is
-left at its default (the value is printed). Timings do not depend on the weights, so the networks
-are built with random weights (no download).
+Each cell is the median (``--stat min``: the minimum) of ``--reps`` repetitions after
+``--warmup`` untimed rounds. Within a round the methods run one after another (interleaved, in
+reversed order every other round), so that drift of the machine affects them all alike; the
+garbage collector is paused during each timed call. ``torch.set_num_threads`` is left at its
+default (the value is printed). Timings do not depend on the weights, so the networks are built
+with random weights (no download).
 """
 from __future__ import annotations
 
@@ -59,7 +61,6 @@ import platform
 import statistics
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -73,16 +74,16 @@ DEFAULT_MODELS = ("vgg16", "resnet50", "inception_v3")
 DEFAULT_BATCHES = (1, 8)
 DEFAULT_REPS = 5
 QUICK_REPS = 3
+NOISY = 0.25
 
 
-@dataclass
 class Method:
     """One timed operation: ``setup`` and ``teardown`` run outside the timed region."""
 
-    name: str
-    run: Callable[[], object]
-    setup: Callable[[], None] | None = None
-    teardown: Callable[[], None] | None = None
+    def __init__(self, name: str, run: Callable[[], object],
+                 setup: Callable[[], None] | None = None,
+                 teardown: Callable[[], None] | None = None) -> None:
+        self.name, self.run, self.setup, self.teardown = name, run, setup, teardown
 
 
 def time_once(method: Method) -> float:
@@ -103,16 +104,18 @@ def time_once(method: Method) -> float:
     return elapsed
 
 
-def measure(methods: list[Method], reps: int, warmup: int) -> dict[str, float]:
-    """Median seconds per method over ``reps`` interleaved rounds after ``warmup`` rounds."""
+def measure(methods: list[Method], reps: int, warmup: int) -> dict[str, list[float]]:
+    """Seconds per call of each method, ``reps`` interleaved rounds after ``warmup`` rounds."""
     times: dict[str, list[float]] = {m.name: [] for m in methods}
     for round_ in range(warmup + reps):
-        for method in methods:
+        # Alternate the order so that no method always follows the same one (cache and
+        # allocator state left behind by the previous call).
+        for method in (methods if round_ % 2 == 0 else methods[::-1]):
             t = time_once(method)
             if round_ >= warmup:
                 times[method.name].append(t)
         gc.collect()
-    return {name: statistics.median(ts) for name, ts in times.items()}
+    return times
 
 
 def _normalize(cam):
@@ -201,16 +204,17 @@ def build_methods(model, layer, x, classes) -> tuple[list[Method], dict[str, flo
     finally:
         pgc_teardown()
     check = {
-        "captum": float((captum_cam() - ref).abs().max()),
+        "captum": float((captum_cam() - ref).detach().abs().max()),
         "pgc": float((pgc_out - ref).abs().max()),
         "both": float(max((both_pos - pos).abs().max(), (both_neg - neg).abs().max())),
+        "nonzero": int((ref.amax(dim=(1, 2)) > 0).sum()),  # maps that make the check meaningful
     }
     if any(p.grad is not None for p in model.parameters()):
         raise RuntimeError("a method left parameter gradients behind")
     return methods, check
 
 
-def bench_one(name: str, batch: int, reps: int, warmup: int) -> dict:
+def bench_one(name: str, batch: int, reps: int, warmup: int, stat: str = "median") -> dict:
     import torch
 
     from interpkit import get_layer, load_model
@@ -222,10 +226,15 @@ def bench_one(name: str, batch: int, reps: int, warmup: int) -> dict:
     model = load_model(name, pretrained=False)
     layer = get_layer(model, TARGET_LAYERS[name])
     x = torch.randn(batch, 3, spec.input_size, spec.input_size)
-    classes = torch.tensor([(7 + 131 * i) % 1000 for i in range(batch)])
+    with torch.no_grad():  # top-1 classes, fixed for all methods (untimed)
+        classes = model(x).argmax(dim=1)
     methods, check = build_methods(model, layer, x, classes)
-    times = measure(methods, reps, warmup)
-    return {"model": name, "batch": batch, "size": spec.input_size,
+    samples = measure(methods, reps, warmup)
+    summary = statistics.median if stat == "median" else min
+    times = {method: summary(ts) for method, ts in samples.items()}
+    # Noise: the widest relative range (max - min) / median among the row's methods.
+    spread = max((max(ts) - min(ts)) / statistics.median(ts) for ts in samples.values())
+    return {"spread": spread, "model": name, "batch": batch, "size": spec.input_size,
             "layer": TARGET_LAYERS[name], "times": times, "check": check}
 
 
@@ -242,14 +251,14 @@ def _verdict(ratio: float, goal: float) -> str:
     return "PASS" if ratio <= goal else "MISS"
 
 
-def format_report(results: list[dict]) -> str:
+def format_report(results: list[dict], stat: str = "median") -> str:
     ms = lambda s: f"{1000 * s:.1f}"  # noqa: E731
     abs_header = ["model", "N", "px", "fwd+bwd", "fwd", "grad_cam", "captum", "pgc",
                   "2x grad_cam", "both"]
     abs_rows = []
     ratio_header = ["model", "N", "gc/fwd+bwd", f"(<={GOAL_VS_FWD_BWD:.2f})", "gc/captum",
                     f"(<={GOAL_VS_CAPTUM:.2f})", "gc/pgc", "both/2x gc", "gc/fwd",
-                    "max|d| captum", "max|d| pgc"]
+                    "max|d| captum", "max|d| pgc", "maps>0", "spread"]
     ratio_rows = []
     misses = 0
     for r in results:
@@ -263,9 +272,11 @@ def format_report(results: list[dict]) -> str:
         ratio_rows.append([r["model"], str(r["batch"]), f"{vs_fb:.2f}x", v1, f"{vs_captum:.2f}x", v2,
                            f"{t['grad_cam'] / t['pgc']:.2f}x", f"{t['both'] / t['2x grad_cam']:.2f}x",
                            f"{t['grad_cam'] / t['fwd']:.2f}x",
-                           f"{r['check']['captum']:.1e}", f"{r['check']['pgc']:.1e}"])
+                           f"{r['check']['captum']:.1e}", f"{r['check']['pgc']:.1e}",
+                           f"{r['check']['nonzero']}/{r['batch']}",
+                           f"{100 * r['spread']:.0f}%" + (" (noisy)" if r["spread"] > NOISY else "")])
     parts = [
-        "Absolute times (median ms per call)",
+        f"Absolute times ({stat} ms per call)",
         _fmt_table(abs_header, abs_rows),
         "",
         "Ratios (gc = solutions.gradcam.grad_cam_batch; lower is faster)",
@@ -277,7 +288,11 @@ def format_report(results: list[dict]) -> str:
         "both/2x gc: grad_cam_and_counterfactual (one pass) / two grad_cam_batch calls (ideal ~0.5x).",
         "gc/fwd: grad_cam_batch / a no_grad forward pass (its floor is about 1x: forward + head backward).",
         "max|d|: largest difference from grad_cam's maps (captum: same output, expect ~1e-6; "
-        "pgc: min-max normalized and resized with OpenCV, so only close).",
+        "pgc: min-max normalized and resized with OpenCV, so only close); maps>0: non-zero "
+        "grad_cam maps among N (classes: each image's top-1).",
+        f"spread: widest (max - min) / median among the row's methods over the reps; above "
+        f"{100 * NOISY:.0f}% the machine was busy and the row's figures are unreliable: rerun it "
+        "(on a quiet machine, or with --stat min).",
     ]
     both_bad = [f"{r['model']}/N={r['batch']}" for r in results if r["check"]["both"] > 1e-5]
     if both_bad:
@@ -296,6 +311,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         metavar="MODEL", help=f"subset of {', '.join(DEFAULT_MODELS)}")
     parser.add_argument("--batches", nargs="+", type=int, default=None, metavar="N",
                         help="batch sizes (default 1 8; 1 with --quick)")
+    parser.add_argument("--stat", choices=("median", "min"), default="median",
+                        help="how the reps are summarized (default median; min is more robust "
+                             "when other work shares the machine, since interference only adds time)")
     parser.add_argument("--quick", action="store_true",
                         help=f"smoke test: {QUICK_REPS} reps, batch 1 only (unless --reps/--batches given)")
     args = parser.parse_args(argv)
@@ -319,6 +337,13 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def _load() -> str:
+    try:
+        return f"{os.getloadavg()[0]:.1f}"
+    except OSError:
+        return "n/a"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     import warnings
@@ -332,18 +357,22 @@ def main(argv: list[str] | None = None) -> int:
           f"grad-cam {version('grad-cam')}; device: CPU "
           f"({_cpu_name()}, {os.cpu_count()} logical cores)")
     print(f"torch.get_num_threads() = {torch.get_num_threads()} (default, not changed); "
-          f"median of {args.reps} reps after {args.warmup} warm-up round(s); random weights")
+          f"{args.stat} of {args.reps} reps after {args.warmup} warm-up round(s); random weights")
     print("pytorch-grad-cam: GradCAM object constructed OUTSIDE the timed region (fresh per call, "
           "hooks released after it); captum LayerGradCam object constructed outside too.")
+    load_start = _load()
     print(flush=True)
     results = []
     for name in args.models:
         for batch in args.batches:
             start = time.perf_counter()
-            results.append(bench_one(name, batch, args.reps, args.warmup))
+            results.append(bench_one(name, batch, args.reps, args.warmup, args.stat))
             print(f"  measured {name} N={batch} in {time.perf_counter() - start:.0f} s", flush=True)
     print()
-    print(format_report(results))
+    print(format_report(results, args.stat))
+    print(f"Machine load average (1 min) at start {load_start}, at end {_load()}, on "
+          f"{os.cpu_count()} cores: other work running beside the benchmark inflates the absolute "
+          "times; the ratios, measured interleaved, are less affected.")
     return 0
 
 
