@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import gc
 import json
 import os
 import statistics
@@ -56,13 +55,14 @@ import subprocess
 import sys
 import time
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
+
+from bench.timing import Method, load_average, table  # noqa: E402
+from bench.timing import measure as measure_all  # noqa: E402
 
 GOAL_STEP_VS_FWD_BWD = 1.15
 GOAL_BATCHED_SPEEDUP = 3.0
@@ -75,44 +75,9 @@ DEFAULT_REPS, QUICK_REPS = 3, 2
 RESULT_TAG = "LUCENT_RESULT "
 
 
-@dataclass
-class Method:
-    """One timed operation: ``setup`` and ``teardown`` run outside the timed region."""
-
-    name: str
-    run: Callable[[], object]
-    setup: Callable[[], None] | None = None
-    teardown: Callable[[], None] | None = None
-    per: float = 1.0  # the time is divided by this (steps per call)
-
-
-def time_once(method: Method) -> float:
-    if method.setup is not None:
-        method.setup()
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        start = time.perf_counter()
-        method.run()
-        elapsed = time.perf_counter() - start
-    finally:
-        if gc_was_enabled:
-            gc.enable()
-    if method.teardown is not None:
-        method.teardown()
-    return elapsed / method.per
-
-
 def measure(methods: list[Method], reps: int, warmup: int) -> dict[str, float]:
     """Median seconds per call (divided by ``per``) of each method, interleaved rounds."""
-    times: dict[str, list[float]] = {m.name: [] for m in methods}
-    for round_ in range(warmup + reps):
-        for method in (methods if round_ % 2 == 0 else methods[::-1]):
-            t = time_once(method)
-            if round_ >= warmup:
-                times[method.name].append(t)
-        gc.collect()
-    return {name: statistics.median(ts) for name, ts in times.items()}
+    return {name: statistics.median(ts) for name, ts in measure_all(methods, reps, warmup).items()}
 
 
 def _model():
@@ -122,14 +87,6 @@ def _model():
 
     torch.manual_seed(0)
     return load_model(MODEL, pretrained=False)
-
-
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
-    fmt = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w)  # noqa: E731
-                                  for i, (c, w) in enumerate(zip(cells, widths)))
-    line = fmt(header)
-    return "\n".join([line, "-" * len(line)] + [fmt(r) for r in rows])
 
 
 def _ms(seconds: float) -> str:
@@ -181,7 +138,7 @@ def report_step(results: list[dict], steps: int) -> tuple[str, int]:
     header = ["layer", "px (input)", "render step ms", "fwd+bwd ms", "floor ms", "step/fwd+bwd",
               f"(<={GOAL_STEP_VS_FWD_BWD:.2f})", "step/floor"]
     text = (f"(a) one render step (render(steps={steps}) / {steps}) vs one plain forward+backward "
-            f"of {MODEL} on the transformed batch\n" + _table(header, rows))
+            f"of {MODEL} on the transformed batch\n" + table(header, rows))
     return text, misses
 
 
@@ -219,7 +176,7 @@ def report_batched(r: dict) -> tuple[str, int]:
         rows.append([name, f"{1 / t:.2f}", f"{speedup:.2f}x", verdict, f"{r['n_channels']} channels"])
     header = ["method", "images/s", "vs one by one", f"(>={GOAL_BATCHED_SPEEDUP:.0f}x)", "measured on"]
     text = (f"(b) all channels of {MODEL}.{LAYER_FOR_BATCH} as one batch (render_layer) vs one render "
-            f"per channel; {r['size']} px, {r['steps']} steps each\n" + _table(header, rows))
+            f"per channel; {r['size']} px, {r['steps']} steps each\n" + table(header, rows))
     return text, misses
 
 
@@ -301,7 +258,7 @@ def lucent_section(args) -> str:
     return "\n".join([
         header, f"lucent: {result['versions']} from {result['where']}; "
                 f"torch.get_num_threads() = {result['threads']} there",
-        _table(["method", "ms per step", "vs lucent"], rows),
+        table(["method", "ms per step", "vs lucent"], rows),
         f"ours/lucent = {t['ours'] / t['lucent']:.2f}x (lower is faster). Left behind on the model "
         f"after one call: lucent {result['lucent_hooks_left']} forward hooks, "
         f"{result['lucent_grads_left']} parameter .grad tensors; ours {result['our_hooks_left']} "
@@ -333,13 +290,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def _load() -> str:
-    try:
-        return f"{os.getloadavg()[0]:.1f}"
-    except OSError:
-        return "n/a"
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     warnings.filterwarnings("ignore")
@@ -358,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
           f"torch.get_num_threads() = {torch.get_num_threads()}"
           f"{' (set by --threads)' if args.threads else ' (default, not changed)'}; "
           f"median of {args.reps} reps after {args.warmup} warm-up round(s); {MODEL}, random weights")
-    load_start = _load()
+    load_start = load_average()
     model = _model()
     start = time.perf_counter()
     step_results = [bench_step(model, layer, size, steps, args.reps, args.warmup)
@@ -385,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Goals: render step <= {GOAL_STEP_VS_FWD_BWD:.2f}x one forward+backward; batched >= "
           f"{GOAL_BATCHED_SPEEDUP:.0f}x the images/s of one render per channel. "
           f"{'All goals met.' if misses == 0 else f'{misses} goal(s) missed.'}")
-    print(f"Machine load average (1 min) at start {load_start}, at end {_load()}, on "
+    print(f"Machine load average (1 min) at start {load_start}, at end {load_average()}, on "
           f"{os.cpu_count()} cores: other work beside the benchmark inflates absolute times; the "
           "ratios, measured interleaved, are less affected.")
     return 0

@@ -55,18 +55,18 @@ with random weights (no download).
 from __future__ import annotations
 
 import argparse
-import gc
 import os
 import platform
 import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Callable
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
+
+from bench.timing import Method, load_average, measure, table  # noqa: E402
 
 GOAL_VS_FWD_BWD = 1.10
 GOAL_VS_CAPTUM = 1.00
@@ -75,47 +75,6 @@ DEFAULT_BATCHES = (1, 8)
 DEFAULT_REPS = 5
 QUICK_REPS = 3
 NOISY = 0.25
-
-
-class Method:
-    """One timed operation: ``setup`` and ``teardown`` run outside the timed region."""
-
-    def __init__(self, name: str, run: Callable[[], object],
-                 setup: Callable[[], None] | None = None,
-                 teardown: Callable[[], None] | None = None) -> None:
-        self.name, self.run, self.setup, self.teardown = name, run, setup, teardown
-
-
-def time_once(method: Method) -> float:
-    """Seconds taken by one call of ``method.run`` (setup/teardown not counted)."""
-    if method.setup is not None:
-        method.setup()
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        start = time.perf_counter()
-        method.run()
-        elapsed = time.perf_counter() - start
-    finally:
-        if gc_was_enabled:
-            gc.enable()
-    if method.teardown is not None:
-        method.teardown()
-    return elapsed
-
-
-def measure(methods: list[Method], reps: int, warmup: int) -> dict[str, list[float]]:
-    """Seconds per call of each method, ``reps`` interleaved rounds after ``warmup`` rounds."""
-    times: dict[str, list[float]] = {m.name: [] for m in methods}
-    for round_ in range(warmup + reps):
-        # Alternate the order so that no method always follows the same one (cache and
-        # allocator state left behind by the previous call).
-        for method in (methods if round_ % 2 == 0 else methods[::-1]):
-            t = time_once(method)
-            if round_ >= warmup:
-                times[method.name].append(t)
-        gc.collect()
-    return times
 
 
 def _normalize(cam):
@@ -238,15 +197,6 @@ def bench_one(name: str, batch: int, reps: int, warmup: int, stat: str = "median
             "layer": TARGET_LAYERS[name], "times": times, "check": check}
 
 
-def _fmt_table(header: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
-    line = "  ".join(h.rjust(w) if i > 1 else h.ljust(w) for i, (h, w) in enumerate(zip(header, widths)))
-    out = [line, "-" * len(line)]
-    for r in rows:
-        out.append("  ".join(c.rjust(w) if i > 1 else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))))
-    return "\n".join(out)
-
-
 def _verdict(ratio: float, goal: float) -> str:
     return "PASS" if ratio <= goal else "MISS"
 
@@ -277,10 +227,10 @@ def format_report(results: list[dict], stat: str = "median") -> str:
                            f"{100 * r['spread']:.0f}%" + (" (noisy)" if r["spread"] > NOISY else "")])
     parts = [
         f"Absolute times ({stat} ms per call)",
-        _fmt_table(abs_header, abs_rows),
+        table(abs_header, abs_rows),
         "",
         "Ratios (gc = solutions.gradcam.grad_cam_batch; lower is faster)",
-        _fmt_table(ratio_header, ratio_rows),
+        table(ratio_header, ratio_rows),
         "",
         f"Goals: grad_cam <= {GOAL_VS_FWD_BWD:.2f}x one forward+backward, "
         f"<= {GOAL_VS_CAPTUM:.2f}x captum LayerGradCam. "
@@ -337,13 +287,6 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def _load() -> str:
-    try:
-        return f"{os.getloadavg()[0]:.1f}"
-    except OSError:
-        return "n/a"
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     import warnings
@@ -360,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{args.stat} of {args.reps} reps after {args.warmup} warm-up round(s); random weights")
     print("pytorch-grad-cam: GradCAM object constructed OUTSIDE the timed region (fresh per call, "
           "hooks released after it); captum LayerGradCam object constructed outside too.")
-    load_start = _load()
+    load_start = load_average()
     print(flush=True)
     results = []
     for name in args.models:
@@ -370,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  measured {name} N={batch} in {time.perf_counter() - start:.0f} s", flush=True)
     print()
     print(format_report(results, args.stat))
-    print(f"Machine load average (1 min) at start {load_start}, at end {_load()}, on "
+    print(f"Machine load average (1 min) at start {load_start}, at end {load_average()}, on "
           f"{os.cpu_count()} cores: other work running beside the benchmark inflates the absolute "
           "times; the ratios, measured interleaved, are less affected.")
     return 0
