@@ -23,9 +23,8 @@ from interpkit.images import normalize
 from solutions import featureviz as reference
 
 from . import models
-from .model_state import differences, restore, snapshot
 from .report import Report, graded
-from .student_call import REFERENCE_MESSAGE, call
+from .student_call import call, call_on_model
 
 _TOOLBOX_OBJECTIVE_FUNCS = tuple(getattr(toolbox_objectives, n) for n in dir(toolbox_objectives)
                                  if callable(getattr(toolbox_objectives, n))
@@ -34,12 +33,6 @@ toolbox_render = importlib.import_module("interpkit.featureviz.render")  # the m
 _TOOLBOX_RENDER = (toolbox_render.render, toolbox_render.optimize, toolbox_render.render_layer,
                    toolbox_render.visualize_steps)
 _TOOLBOX_JITTER = (toolbox_transforms.jitter_crop, toolbox_transforms.Jitter)
-
-
-def _finish(report: Report, forbidden: list[str]) -> float:
-    if forbidden:
-        report.zero_all(REFERENCE_MESSAGE.format(sorted(set(forbidden))[0]))
-    return report.finish()
 
 
 # --------------------------------------------------------------------------- objectives
@@ -87,7 +80,7 @@ def _check_objective(student: Callable, ref: Callable, title: str, points: float
             (got_grad,) = torch.autograd.grad(got.reshape(()), got_acts, allow_unused=True)
             grads.expect(got_grad is not None and torch.allclose(got_grad, want_grad, atol=1e-6),
                          f"{case}: the gradient differs from the reference")
-    return _finish(report, forbidden)
+    return report.finish(forbidden)
 
 
 @graded
@@ -180,7 +173,7 @@ def check_jitter(jitter: Callable, points: float = 3) -> float:
     else:
         (g,) = torch.autograd.grad(outcome.value.sum(), leaf)
         grad.expect(float(g.sum()) == outcome.value.numel(), "the gradient does not flow back to the cropped pixels")
-    return _finish(report, forbidden)
+    return report.finish(forbidden)
 
 
 # --------------------------------------------------------------------------- visualize
@@ -206,14 +199,6 @@ def _image_ok(value, shape: tuple[int, int]) -> tuple[bool, str]:
     return True, ""
 
 
-def _run_on_model(model, fn, *args, forbid=(), grads=True):
-    state = snapshot(model)
-    outcome = call(fn, *args, forbid=forbid)
-    changed = differences(model, state, grads=grads)
-    restore(model, state)
-    return outcome, changed
-
-
 @graded
 def check_visualize(visualize: Callable, points: float = 4) -> float:
     """Grade ``visualize(model, layer, objective, image_param, transforms, steps, lr)``."""
@@ -230,9 +215,9 @@ def check_visualize(visualize: Callable, points: float = 4) -> float:
         make_param = case.param
         want = reference.visualize(case.model, case.layer, case.objective, make_param(), case.transforms,
                                    case.steps, case.lr)
-        outcome, changed = _run_on_model(case.model, visualize, case.model, case.layer, case.objective,
+        outcome, changed = call_on_model(case.model, visualize, case.model, case.layer, case.objective,
                                          make_param(), case.transforms, case.steps, case.lr,
-                                         forbid=_TOOLBOX_RENDER)
+                                         forbid=_TOOLBOX_RENDER, grads=True)
         forbidden += outcome.forbidden_calls
         side.expect(not changed, f"{case.label}: " + "; ".join(changed))
         if outcome.error:
@@ -258,7 +243,7 @@ def check_visualize(visualize: Callable, points: float = 4) -> float:
                                                     f"reference by {ref_gain:.4g}{sign}")
     if not returned:
         side.fail("no call returned an image, so leaving the model untouched earns nothing yet")
-    return _finish(report, forbidden)
+    return report.finish(forbidden)
 
 
 # --------------------------------------------------------------------------- deepdream
@@ -276,8 +261,8 @@ def check_deepdream(deepdream: Callable, points: float = 3) -> float:
     for case in models.deepdream_cases():
         args = (case.photo.copy(), case.steps, case.step_size, case.octaves, case.octave_scale)
         want = reference.deepdream(case.model, case.layer, *args)
-        outcome, changed = _run_on_model(case.model, deepdream, case.model, case.layer, *args,
-                                         forbid=(toolbox_deepdream,))
+        outcome, changed = call_on_model(case.model, deepdream, case.model, case.layer, *args,
+                                         forbid=(toolbox_deepdream,), grads=True)
         forbidden += outcome.forbidden_calls
         side.expect(not changed, f"{case.label}: " + "; ".join(changed))
         if outcome.error:
@@ -299,5 +284,5 @@ def check_deepdream(deepdream: Callable, points: float = 3) -> float:
                     "(normalize each gradient step by the gradient's mean absolute value)")
     if not returned:
         side.fail("no call returned an image, so leaving the model untouched earns nothing yet")
-    return _finish(report, forbidden)
+    return report.finish(forbidden)
 

@@ -78,8 +78,15 @@ class Report:
         lines.extend(f"  note: {n}" for n in self.notes)
         return "\n".join(lines)
 
-    def finish(self) -> float:
-        """Print the report to stdout and return the score as a plain float."""
+    def finish(self, forbidden_calls: list[str] = ()) -> float:
+        """Print the report to stdout and return the score as a plain float.
+
+        ``forbidden_calls``: calls into the reference seen while the student's code ran; any
+        one of them fails every property (no credit for delegating)."""
+        if forbidden_calls:
+            from .student_call import REFERENCE_MESSAGE
+
+            self.zero_all(REFERENCE_MESSAGE.format(sorted(set(forbidden_calls))[0]))
         print(self.text(), file=sys.stdout, flush=True)
         return self.score
 

@@ -118,5 +118,17 @@ def call(fn: Callable, *args, forbid: tuple = (), **kwargs) -> Outcome:
     return outcome
 
 
+def call_on_model(model, fn: Callable, *args, forbid: tuple = (), grads: bool = False) -> tuple[Outcome, list[str]]:
+    """:func:`call` ``fn(*args)``, then list what it changed in ``model`` (see
+    :func:`autograder.model_state.differences`) and put the model back as it was."""
+    from .model_state import differences, restore, snapshot
+
+    state = snapshot(model)
+    outcome = call(fn, *args, forbid=forbid)
+    changed = differences(model, state, grads=grads)
+    restore(model, state)
+    return outcome, changed
+
+
 REFERENCE_MESSAGE = ("your function calls the reference solution or the autograder ({}); "
                      "no credit for this part: write the function yourself")

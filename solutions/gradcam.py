@@ -20,6 +20,9 @@ from interpkit.models import REGISTRY
 TARGET_LAYERS: dict[str, str] = {name: REGISTRY[name].gradcam_layer
                                  for name in ("vgg16", "resnet50", "inception_v3")}
 
+_UNUSED_LAYER = ("the logits do not depend on the layer's output: choose a layer on the path from "
+                 "the input to the logits")
+
 ClassIndex = int | Sequence[int] | torch.Tensor | None
 
 
@@ -90,12 +93,10 @@ def layer_output_and_gradient(model: nn.Module, layer: nn.Module, images: torch.
     with torch.enable_grad():  # the caller may be inside torch.no_grad()
         score = logits.gather(1, classes.view(-1, 1)).sum()  # images are independent: sum = each
         if not score.requires_grad:
-            raise RuntimeError("the logits do not depend on the layer's output: choose a layer on the "
-                               "path from the input to the logits")
+            raise RuntimeError(_UNUSED_LAYER)
         (grad,) = torch.autograd.grad(score, captured[0], allow_unused=True)
     if grad is None:
-        raise RuntimeError("the logits do not depend on the layer's output: choose a layer on the "
-                           "path from the input to the logits")
+        raise RuntimeError(_UNUSED_LAYER)
     return captured[0].detach(), grad, classes
 
 
