@@ -38,3 +38,35 @@ if COURSE_ROOT not in _path.split(os.pathsep):
 # oversubscribed OpenMP threads spin and a notebook took 66 s instead of 17 s; one thread is also
 # bitwise reproducible. Set OMP_NUM_THREADS yourself to override.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+# --- Submission paths: exchange, LMS uploads (zip_collect), late policy ---
+# The plugins below live in grading/ (course root); nbgrader resolves them by import name in its
+# own process, where the course root is not otherwise importable. Appended, so nothing installed
+# is shadowed.
+import sys  # noqa: E402
+
+if COURSE_ROOT not in sys.path:
+    sys.path.append(COURSE_ROOT)
+
+# Exchange (release_assignment / fetch_assignment / submit / collect): the exchange root is
+# site-wide on a JupyterHub (c.Exchange.root in the hub's global nbgrader config, default
+# /usr/local/share/nbgrader/exchange, world-writable); it is deliberately not set here.
+# Students name the course: nbgrader fetch_assignment A --course=interp-lecture2.
+
+# LMS uploads (nbgrader zip_collect A): Canvas bulk-download names, with an optional UTC
+# submission time that becomes timestamp.txt (add it with `python -m grading.lms stamp`):
+#   <lastfirst>[_LATE]_<userid>_<submissionid>[_<YYYYMMDDTHHMMSSZ>]_<original file name>.ipynb
+# The LMS user id is the nbgrader student id; "-1", " (1)", "Copy of " are dropped from the file
+# name to find the released notebook. Another LMS: set c.LmsCollector.named_regexp (groups
+# student_id and file_id, optionally timestamp). Students new to the gradebook are added at
+# autograde (Autograde.create_student, nbgrader's default, stated here because we rely on it).
+c.ZipCollectApp.collector_plugin = "grading.lms.LmsCollector"
+c.Autograde.create_student = True
+
+# Late policy: a late submission loses 10 % of the score it earned per started day (24 h) after
+# the due date, at most 50 %. Due dates per assignment in the gradebook:
+#   nbgrader db assignment add L2A2_gradcam --duedate="2030-01-10 17:00:00 UTC"
+# Computed once at autograde (written answers graded later are not penalised). grading/late_policy.py
+c.AssignLatePenalties.plugin_class = "grading.late_policy.PercentPerDayLate"
+c.PercentPerDayLate.percent_per_day = 10.0
+c.PercentPerDayLate.max_percent = 50.0
