@@ -7,7 +7,7 @@ PY := $(BIN)/python
 export PATH := $(BIN):$(PATH)
 ASSIGNMENTS := $(notdir $(wildcard source/*))
 
-.PHONY: env release demo test bench clean-grading
+.PHONY: env release demo test bench clean-grading report bundle
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -33,6 +33,19 @@ test: env
 bench: env
 	INTERPKIT_ALLOW_RANDOM_WEIGHTS=1 $(PY) bench/bench_gradcam.py
 	INTERPKIT_ALLOW_RANDOM_WEIGHTS=1 $(PY) bench/bench_featureviz.py
+
+## report: grades of assignment A (nbgrader export, CSV) and its per-part class report (table and
+## figure) in reports/: make report A=L2A2_gradcam
+report: env
+	@test -n "$(A)" || { echo "usage: make report A=<assignment>  (one of: $(ASSIGNMENTS))" >&2; exit 2; }
+	mkdir -p reports
+	$(BIN)/nbgrader export --assignment=$(A) --to=reports/$(A)_grades.csv --log-level=WARN
+	$(PY) -m grading.class_report $(A) --out reports
+
+## bundle: the folder students receive (release notebooks, interpkit, requirements, README) and
+## its zip, in dist/; refuses while release/ is stale
+bundle: env
+	$(PY) -m grading.bundle --zip --force
 
 ## clean-grading: remove the demo's submitted/, autograded/, feedback/ and gradebook
 clean-grading:
