@@ -7,7 +7,7 @@ PY := $(BIN)/python
 export PATH := $(BIN):$(PATH)
 ASSIGNMENTS := $(notdir $(wildcard source/*))
 
-.PHONY: env release demo test bench clean-grading report bundle
+.PHONY: env sandbox release demo test bench clean-grading report bundle
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -17,16 +17,23 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 
 env: $(VENV)/.installed
 
+## sandbox: install bubblewrap, which grading kernels run in (grading/sandbox.py), when missing
+sandbox:
+	@command -v bwrap >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq bubblewrap; \
+	  else sudo apt-get install -y -qq bubblewrap; fi; }
+	@command -v bwrap >/dev/null || { echo "bubblewrap is required to grade (apt-get install bubblewrap)"; exit 1; }
+
 ## release: regenerate release/ from source/ for every assignment
 release: env
 	@for a in $(ASSIGNMENTS); do $(BIN)/nbgrader generate_assignment $$a --force --log-level=WARN || exit 1; done
 
 ## demo: release, autograde the bundled example submissions, feedback, score table
-demo: release
+demo: release sandbox
 	INTERPKIT_ALLOW_RANDOM_WEIGHTS=1 $(PY) -m grading.demo
 
 ## test: the whole test suite (CI runs exactly this)
-test: env
+test: env sandbox
 	INTERPKIT_ALLOW_RANDOM_WEIGHTS=1 $(PY) -m pytest -n 2 --durations=15 tests
 
 ## bench: speed figures, as ratios against baselines measured in the same run

@@ -39,14 +39,54 @@ if COURSE_ROOT not in _path.split(os.pathsep):
 # bitwise reproducible. Set OMP_NUM_THREADS yourself to override.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-# --- Submission paths: exchange, LMS uploads (zip_collect), late policy ---
-# The plugins below live in grading/ (course root); nbgrader resolves them by import name in its
-# own process, where the course root is not otherwise importable. Appended, so nothing installed
-# is shadowed.
+# --- Grading sandbox: every autograde kernel runs in bubblewrap (grading/sandbox.py) ---
+# Read-only file system showing only the system, Python, interpkit/autograder/solutions and the
+# student's own autograded folder; no network; an unprivileged uid; the limits below. A dead or
+# hung kernel no longer stops a student's grading (grading/execute.py). Without a working bwrap,
+# `nbgrader autograde` refuses; opt out explicitly (unprotected!) with INTERP_GRADING_SANDBOX=off.
 import sys  # noqa: E402
 
+# nbgrader resolves plugins by import name in its own process; appended, so nothing installed
+# is shadowed.
 if COURSE_ROOT not in sys.path:
     sys.path.append(COURSE_ROOT)
+
+
+def _configure_sandbox(c) -> None:
+    from nbgrader.converters import Autograde
+    from nbgrader.preprocessors import Execute
+
+    from grading import sandbox
+    from grading.intake import repair_submission
+
+    # nbgrader's own autograde steps, with its Execute replaced by the sandboxed one.
+    c.Autograde.autograde_preprocessors = [
+        "grading.execute.SandboxedExecute" if p is Execute else p
+        for p in Autograde.class_traits()["autograde_preprocessors"].default()
+    ]
+    c.SandboxKernelManager.course_root = COURSE_ROOT
+    c.SandboxKernelManager.memory_bytes = 12 * 1024 ** 3   # address space; torch maps ~3.3 GB
+    c.SandboxKernelManager.max_processes = 256             # processes + threads of its uid
+    c.SandboxKernelManager.cpu_seconds = 3600              # per process
+    c.SandboxKernelManager.file_bytes = 1024 ** 3          # largest file a kernel may write
+    c.SandboxedExecute.max_cell_output_bytes = 4 * 1024 ** 2
+    c.SandboxedExecute.max_notebook_output_bytes = 24 * 1024 ** 2
+    # Unreadable, renamed or structurally damaged notebooks are repaired (originals kept in
+    # submitted/<student>/<assignment>/.original/) so that every student gets a score and
+    # feedback.
+    c.Autograde.pre_convert_hook = repair_submission
+    sandbox.refuse_unless_available(sys.argv, COURSE_ROOT)
+
+
+try:
+    _configure_sandbox(c)
+except Exception as _err:  # noqa: BLE001
+    # nbgrader would log a broken config file and go on grading *unprotected*: stop instead.
+    sys.stderr.write(f"[grading sandbox] nbgrader_config.py could not set up grading: {_err!r}\n")
+    raise SystemExit(2)
+
+# --- Submission paths: exchange, LMS uploads (zip_collect), late policy ---
+# The plugins below live in grading/ (importable: the course root was appended to sys.path above).
 
 # Exchange (release_assignment / fetch_assignment / submit / collect): the exchange root is
 # site-wide on a JupyterHub (c.Exchange.root in the hub's global nbgrader config, default

@@ -42,10 +42,16 @@ def check_threshold_segmentation(threshold_segmentation: Callable, points: float
             continue
         try:
             seg, mask = outcome.value
-            seg, mask = np.asarray(seg), np.asarray(mask)
         except Exception:  # noqa: BLE001
             mask_prop.fail(f"{label}: expected a tuple (segmented, mask), got {type(outcome.value).__name__}")
             seg_prop.fail(f"{label}: expected a tuple (segmented, mask)")
+            continue
+        if not (isinstance(seg, np.ndarray) and isinstance(mask, np.ndarray)):
+            # The contract is numpy in, numpy out (a torch tensor has no numpy dtype to match).
+            msg = (f"{label}: expected numpy arrays, got ({type(seg).__name__}, "
+                   f"{type(mask).__name__}); return np.ndarray (e.g. tensor.numpy())")
+            mask_prop.fail(msg)
+            seg_prop.fail(msg)
             continue
         if mask.shape != want_mask.shape:
             mask_prop.fail(f"{label}: mask shape {mask.shape}, expected {want_mask.shape}")
@@ -56,9 +62,12 @@ def check_threshold_segmentation(threshold_segmentation: Callable, points: float
             mask_prop.fail(f"{label}: {int((mask.astype(bool) != want_mask).sum())} pixels differ; {hint}")
         else:
             mask_prop.expect(mask.dtype == bool, f"{label}: mask dtype {mask.dtype}, expected bool")
-        seg_prop.expect(seg.shape == want_seg.shape and np.allclose(seg, want_seg, atol=1e-6),
-                        f"{label}: segmented image differs from image * mask "
-                        f"(shape {seg.shape}, expected {want_seg.shape})")
+        if seg_prop.expect(seg.shape == want_seg.shape and np.allclose(seg, want_seg, atol=1e-6),
+                           f"{label}: segmented image differs from image * mask "
+                           f"(shape {seg.shape}, expected {want_seg.shape})"):
+            seg_prop.expect(seg.dtype == image.dtype,
+                            f"{label}: segmented has dtype {seg.dtype}, expected the image's "
+                            f"{image.dtype}")
     return report.finish(forbidden)
 
 

@@ -1,0 +1,216 @@
+"""Submission intake: damaged notebooks are repaired before nbgrader grades them.
+
+nbgrader drops a student from a whole autograde run (no grades, no feedback) when a notebook is
+unreadable (truncated JSON, an empty file) or carries another name than the released one, and it
+grades deleted or reordered cells unpredictably. :func:`repair_submission` runs as nbgrader's
+``Autograde.pre_convert_hook`` (``nbgrader_config.py``), in the grader's process, before each
+student's notebooks are read:
+
+- **unreadable** notebook: replaced by the released notebook (unanswered), so the student is
+  graded (0 for the autograded parts) and gets feedback that says what happened;
+- **renamed** notebook (``Copy of L2A2_gradcam.ipynb``, ``mine.ipynb``): when the released name
+  is missing and exactly one other notebook is there, it is graded under the released name;
+- **structure**: deleted answer or test cells are restored from the released notebook (a deleted
+  answer is the unanswered stub), grade cells are put back in the released order (each student
+  cell travels with the grade cell above it), a copy of a grade cell keeps its code but loses its
+  grading metadata. An intact notebook is left byte-for-byte as submitted.
+
+Each repaired notebook starts with a "Grading notes" cell listing what was done. Nothing is
+lost: before the first repair, the submitted notebooks are copied to ``.original/`` in the
+submission folder (nbgrader ignores dot-folders), and later runs repair from that copy, so
+re-running autograde gives the same result. A new submission (the files differ from what the
+last repair wrote) is snapshotted afresh; the older snapshot is kept as ``.original-<n>/``.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import nbformat
+from nbformat import NotebookNode
+
+ORIGINALS = ".original"
+MANIFEST = "manifest.json"
+NOTES_TITLE = "### Grading notes"
+
+
+def _grade_id(cell: NotebookNode) -> str | None:
+    meta = cell.get("metadata", {}).get("nbgrader", {})
+    if meta.get("grade") or meta.get("solution") or meta.get("locked") or meta.get("task"):
+        return meta.get("grade_id")
+    return None
+
+
+def _read(path: Path) -> tuple[NotebookNode | None, str | None]:
+    """The notebook, or None and why it cannot be read."""
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        return None, f"it could not be opened ({err.strerror})"
+    if not raw.strip():
+        return None, "the file is empty"
+    try:
+        nb = nbformat.reads(raw.decode("utf-8"), as_version=4)
+        nbformat.validate(nb)
+    except UnicodeDecodeError:
+        return None, "it is not a text file"
+    except json.JSONDecodeError as err:
+        return None, f"it is not valid JSON ({err.msg} at line {err.lineno}: truncated?)"
+    except Exception as err:  # noqa: BLE001 - nbformat's validation errors vary by version
+        return None, f"it is not a valid notebook ({str(err).splitlines()[0][:120]})"
+    return nb, None
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def restructure(student: NotebookNode, template: NotebookNode) -> tuple[NotebookNode, list[str]]:
+    """The student's notebook with the template's grade cells, in the template's order.
+
+    Every grade cell (answer, test, written answer, task) of ``template`` appears once, in order:
+    the student's version when present (nbgrader later restores test cells' sources itself),
+    else the template's. Cells without a grade id stay after the grade cell they followed. An
+    unknown or repeated grade id loses its grading metadata. Returns the notebook and notes; no
+    notes means it is unchanged.
+    """
+    order = [gid for gid in (_grade_id(c) for c in template.cells) if gid]
+    template_cells = {_grade_id(c): c for c in template.cells if _grade_id(c)}
+    notes: list[str] = []
+    seen: dict[str, NotebookNode] = {}
+    followers: dict[str | None, list[NotebookNode]] = {None: []}
+    student_order: list[str] = []
+    anchor: str | None = None
+    for cell in student.cells:
+        gid = _grade_id(cell)
+        if gid in template_cells and gid not in seen:
+            seen[gid] = cell
+            student_order.append(gid)
+            anchor = gid
+            followers.setdefault(gid, [])
+            continue
+        if gid is not None:
+            cell = copy.deepcopy(cell)
+            cell.metadata.pop("nbgrader", None)
+            notes.append(f"a copy of (or unknown) graded cell `{gid}` was kept as an ordinary "
+                         "cell")
+        followers.setdefault(anchor, []).append(cell)
+    missing = [gid for gid in order if gid not in seen]
+    for gid in missing:
+        kind = "answer" if template_cells[gid].metadata["nbgrader"].get("solution") else "test"
+        notes.append(f"the {kind} cell `{gid}` was missing and was restored from the released "
+                     "notebook" + (" (unanswered)" if kind == "answer" else ""))
+    if [g for g in order if g in seen] != student_order:
+        notes.append("graded cells were out of order and were put back in the assignment's "
+                     "order (your own cells moved with the graded cell above them)")
+    if not notes:
+        return student, []
+    cells = list(followers[None])
+    for gid in order:
+        cells.append(seen.get(gid) or copy.deepcopy(template_cells[gid]))
+        cells.extend(followers.get(gid, []))
+    result = copy.deepcopy(student)
+    result.cells = cells
+    return result, notes
+
+
+def _with_notes(nb: NotebookNode, notes: list[str]) -> NotebookNode:
+    text = NOTES_TITLE + "\n" + "\n".join(f"- {n}" for n in notes)
+    nb = copy.deepcopy(nb)
+    cell = nbformat.v4.new_markdown_cell(text)
+    if nb.get("nbformat_minor", 0) < 5:  # cell ids exist from nbformat 4.5 on
+        cell.pop("id", None)
+    nb.cells.insert(0, cell)
+    return nb
+
+
+def _snapshot(folder: Path) -> Path:
+    """``.original/`` holding the submitted notebooks as they are now (older snapshot kept)."""
+    store = folder / ORIGINALS
+    if store.exists():
+        n = 1
+        while (folder / f"{ORIGINALS}-{n}").exists():
+            n += 1
+        store.rename(folder / f"{ORIGINALS}-{n}")
+    store.mkdir()
+    for path in sorted(folder.glob("*.ipynb")):
+        shutil.copy2(path, store / path.name)
+    return store
+
+
+def _originals(folder: Path) -> Path | None:
+    """The snapshot to repair from, or None when the folder holds a new, unrepaired submission."""
+    store = folder / ORIGINALS
+    manifest = store / MANIFEST
+    if not manifest.exists():
+        return None
+    written = json.loads(manifest.read_text()).get("written", {})
+    current = {p.name: _sha(p) for p in folder.glob("*.ipynb")}
+    return store if current == written else None
+
+
+def plan(folder: Path, release_folder: Path) -> tuple[dict[str, NotebookNode], dict[str, list[str]]]:
+    """What the folder's notebooks should be graded as: {released name: notebook} and the notes
+    per released name. Reads ``.original/`` when an earlier repair left it, else the folder."""
+    source = _originals(folder) or folder
+    expected = sorted(p.stem for p in release_folder.glob("*.ipynb"))
+    present = {p.stem: p for p in sorted(source.glob("*.ipynb"))}
+    unknown = [name for name in present if name not in expected]
+    mapping = {name: present[name] for name in expected if name in present}
+    notes: dict[str, list[str]] = {name: [] for name in expected}
+    missing = [name for name in expected if name not in mapping]
+    if len(missing) == 1 and len(unknown) == 1:
+        mapping[missing[0]] = present[unknown[0]]
+        notes[missing[0]].append(f"your notebook was named `{unknown[0]}.ipynb`; it was graded as "
+                                 f"`{missing[0]}.ipynb`")
+    result: dict[str, NotebookNode] = {}
+    for name, path in mapping.items():
+        template = nbformat.read(str(release_folder / f"{name}.ipynb"), as_version=4)
+        nb, why = _read(path)
+        if nb is None:
+            notes[name].append(f"`{path.name}` could not be read: {why}. It was graded as the "
+                               "released, unanswered notebook; your file is kept for the "
+                               "instructor to look at.")
+            result[name] = template
+            continue
+        nb, structure_notes = restructure(nb, template)
+        notes[name].extend(structure_notes)
+        result[name] = nb
+    return result, {k: v for k, v in notes.items() if v}
+
+
+def repair_folder(folder: Path, release_folder: Path) -> list[Path]:
+    """Repair one ``submitted/<student>/<assignment>/`` folder in place; return the notebooks
+    nbgrader should grade. Untouched (and nothing written) when no repair is needed."""
+    graded, notes = plan(folder, release_folder)
+    if not notes and _originals(folder) is None:
+        return sorted(folder.glob("*.ipynb"))
+    if _originals(folder) is None:
+        _snapshot(folder)
+    for path in folder.glob("*.ipynb"):
+        path.unlink()
+    written = {}
+    for name, nb in graded.items():
+        path = folder / f"{name}.ipynb"
+        nbformat.write(_with_notes(nb, notes[name]) if notes.get(name) else nb, str(path))
+        written[path.name] = _sha(path)
+    (folder / ORIGINALS / MANIFEST).write_text(json.dumps({"written": written}, indent=1))
+    return sorted(folder / n for n in written)
+
+
+def repair_submission(assignment: str, student: str, notebooks: list[str],
+                      **_: Any) -> None:
+    """nbgrader ``pre_convert_hook``: repair the submission folder of ``notebooks`` and update
+    that list in place (nbgrader grades the list it passed, which is this same object)."""
+    if not notebooks:
+        return
+    folder = Path(notebooks[0]).resolve().parent
+    course_root = folder.parents[2]
+    release_folder = course_root / "release" / folder.name
+    if not release_folder.is_dir():
+        return
+    notebooks[:] = [str(p) for p in repair_folder(folder, release_folder)]
