@@ -9,6 +9,15 @@ Modules:
 - :mod:`grading.submissions` -- build submission notebooks from the release notebook: the
   instructor's answers, filled into a release notebook, optionally with a bug patched in
   (``Variant``).
+- :mod:`grading.sandbox` -- the bubblewrap sandbox of grading kernels (``SandboxKernelManager``).
+- :mod:`grading.execute` -- nbgrader's ``Execute`` step, sandboxed, surviving dead and hung kernels,
+  with an output budget (``SandboxedExecute``).
+- :mod:`grading.intake` -- repairs unreadable, renamed and damaged notebooks before grading
+  (nbgrader's ``pre_convert_hook``).
+- :mod:`grading.exchange`, :mod:`grading.lms`, :mod:`grading.late_policy` -- submission paths:
+  nbgrader's exchange, LMS zips through ``zip_collect``, the late penalty.
+- :mod:`grading.class_report` -- per-question class report (PNG + table);
+  :mod:`grading.bundle` -- the folder students receive.
 - :mod:`grading.demo` -- ``python -m grading.demo`` (``make demo``): submit, autograde and give
   feedback on the bundled example submissions of ``examples/<assignment>.py``.
 

@@ -1,0 +1,178 @@
+"""The grading sandbox itself (grading/sandbox.py), command by command: fast, no nbgrader.
+
+What a sandboxed process can and cannot do is tested with Debian's own ``/usr/bin/python3`` in a
+scratch "course" holding a secret ``source/`` and ``gradebook.db`` beside the packages it may see.
+The nbgrader-level behaviour (kernels, dead kernels, hostile notebooks) is in
+test_bad_submissions.py.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from grading import sandbox
+
+PY = "/usr/bin/python3"
+
+
+@pytest.fixture
+def scratch(tmp_path):
+    root = tmp_path / "course"
+    for name in ("source", "autograder", "solutions", "interpkit", "autograded/alice/A",
+                 "autograded/bob/A"):
+        (root / name).mkdir(parents=True)
+    (root / "source" / "secret.txt").write_text("hidden tests")
+    (root / "gradebook.db").write_text("grades")
+    (root / "autograder" / "__init__.py").write_text("VALUE = 42\n")
+    (root / "autograded" / "bob" / "A" / "bob.ipynb").write_text("bob's work")
+    work = root / "autograded" / "alice" / "A"
+    return root, work
+
+
+def run_in_sandbox(root: Path, work: Path, code: str, limits=sandbox.Limits(), uid=None,
+                   timeout=60) -> subprocess.CompletedProcess:
+    if uid is None and sandbox.running_as_root():
+        uid = sandbox.UID_BASE + 4242
+    if uid is not None:
+        os.chown(work, uid, uid)
+    readonly = [root / p for p in sandbox.COURSE_PACKAGES]
+    argv = sandbox.bwrap_argv([PY, "-c", code], workdir=work, readonly=readonly,
+                              env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"},
+                              limits=limits, uid=uid)
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+
+
+def test_sandbox_is_available_here():
+    """CI installs bubblewrap (make sandbox): grading must never silently run unprotected."""
+    sandbox.probe()
+
+
+def test_file_system_shows_only_what_grading_needs(scratch):
+    root, work = scratch
+    code = f"""
+import os
+print(sorted(os.listdir({str(root)!r})))
+import autograder; print("import", autograder.VALUE)
+for path in [{str(root / 'source/secret.txt')!r}, {str(root / 'gradebook.db')!r},
+             {str(root / 'autograded/bob/A/bob.ipynb')!r}, '/root/.bashrc', '/etc/shadow']:
+    try:
+        open(path).read(); print("READ", path)
+    except OSError as err:
+        print("denied", type(err).__name__)
+for path in [{str(root / 'autograder/x.py')!r}, {str(root / 'gradebook.db')!r}, '/usr/evil']:
+    try:
+        open(path, 'w').write('x'); print("WROTE", path)
+    except OSError as err:
+        print("denied", type(err).__name__)
+open('mine.txt', 'w').write('ok'); open('/tmp/t', 'w').write('ok'); print("own folder ok")
+print("uid", os.getuid())
+"""
+    proc = run_in_sandbox(root, work, code)
+    out = proc.stdout
+    assert proc.returncode == 0, proc.stderr
+    assert out.splitlines()[0] == "['autograded', 'autograder', 'interpkit', 'solutions']"
+    assert "import 42" in out and "own folder ok" in out
+    assert "READ" not in out and "WROTE" not in out, out
+    assert (work / "mine.txt").read_text() == "ok"
+    assert (root / "gradebook.db").read_text() == "grades"
+    assert not (root / "autograder" / "x.py").exists()
+    if sandbox.running_as_root():
+        assert f"uid {sandbox.UID_BASE + 4242}" in out
+
+
+def test_no_network(scratch):
+    root, work = scratch
+    proc = run_in_sandbox(root, work, """
+import socket
+for target in [('pypi.org', 443), ('1.1.1.1', 53), ('127.0.0.1', 22)]:
+    try:
+        socket.create_connection(target, timeout=3); print("CONNECTED", target)
+    except OSError as err:
+        print("refused", type(err).__name__)
+""")
+    assert proc.returncode == 0 and "CONNECTED" not in proc.stdout and proc.stdout.count("refused") == 3
+
+
+def test_limits_contain_fork_bomb_and_memory_hog(scratch):
+    root, work = scratch
+    limits = sandbox.Limits(memory_bytes=1024 ** 3, processes=32, cpu_seconds=20)
+    proc = run_in_sandbox(root, work, """
+import os, time
+n = 0
+try:
+    for _ in range(1000):
+        if os.fork() == 0:
+            time.sleep(5); os._exit(0)
+        n += 1
+except OSError as err:
+    print("forks stopped at", n, type(err).__name__)
+try:
+    blob = bytearray(2 * 1024 ** 3)
+    print("ALLOCATED")
+except MemoryError:
+    print("memory refused")
+""", limits=limits)
+    assert "forks stopped at" in proc.stdout and "memory refused" in proc.stdout, proc.stdout + proc.stderr
+    assert int(proc.stdout.split("forks stopped at")[1].split()[0]) < 32
+
+
+def test_cpu_limit_kills_a_spinning_process(scratch):
+    root, work = scratch
+    proc = run_in_sandbox(root, work, "while True: pass",
+                          limits=sandbox.Limits(cpu_seconds=2), timeout=60)
+    assert proc.returncode != 0  # SIGXCPU (bwrap reports the signal as 128 + n)
+
+
+def test_unprivileged_caller_gets_a_user_namespace(scratch):
+    """Grading as a normal user: bubblewrap maps that user into a new user namespace (as root,
+    the test first becomes the unprivileged user ``nobody``)."""
+    root, work = scratch
+    become = []
+    if sandbox.running_as_root():
+        nobody = 65534
+        become = ["setpriv", f"--reuid={nobody}", f"--regid={nobody}", "--clear-groups"]
+        for path in [root.parent, root, *root.rglob("*")]:
+            os.chown(path, nobody, nobody)
+        for p in (p for p in root.parents if p != Path("/")):  # let nobody through pytest's tmp
+            os.chmod(p, os.stat(p).st_mode | 0o011)
+    argv = sandbox.bwrap_argv([PY, "-c", "import os; print('inside', os.getuid()); "
+                               "open('mine.txt','w').write('x')"],
+                              workdir=work, readonly=[root / "autograder"], uid=None)
+    proc = subprocess.run([*become, *argv], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "inside 65534" in proc.stdout and (work / "mine.txt").exists()
+
+
+def test_autograde_refuses_without_bwrap_unless_opted_out(monkeypatch, capsys):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.delenv(sandbox.OPT_OUT_ENV, raising=False)
+    with pytest.raises(sandbox.SandboxUnavailableError, match="bubblewrap|bwrap"):
+        sandbox.probe()
+    with pytest.raises(SystemExit):
+        sandbox.refuse_unless_available(["nbgrader", "autograde", "A"])
+    assert "refusing to run students' code" in capsys.readouterr().err
+    sandbox.refuse_unless_available(["nbgrader", "generate_feedback", "A"])  # no student code
+    monkeypatch.setenv(sandbox.OPT_OUT_ENV, "off")
+    sandbox.refuse_unless_available(["nbgrader", "autograde", "A"])  # explicit opt-out
+
+
+def test_nbgrader_config_uses_the_sandboxed_execute():
+    """`nbgrader autograde` stays the command: the course config swaps in the sandboxed Execute,
+    keeps nbgrader's other steps (late penalties included) and installs the intake hook."""
+    proc = subprocess.run(
+        [sys.executable, "-c",
+         "from traitlets.config.loader import PyFileConfigLoader as L;"
+         "c = L('nbgrader_config.py', path='.').load_config();"
+         "print(c.Autograde.autograde_preprocessors); print(c.Autograde.pre_convert_hook)"],
+        cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=120,
+        env={**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"})
+    assert proc.returncode == 0, proc.stderr
+    assert "grading.execute.SandboxedExecute" in proc.stdout
+    assert "AssignLatePenalties" in proc.stdout and "SaveAutoGrades" in proc.stdout
+    assert "repair_submission" in proc.stdout
+    assert shutil.which("bwrap")
