@@ -176,3 +176,15 @@ def test_nbgrader_config_uses_the_sandboxed_execute():
     assert "AssignLatePenalties" in proc.stdout and "SaveAutoGrades" in proc.stdout
     assert "repair_submission" in proc.stdout
     assert shutil.which("bwrap")
+
+
+def test_nbgrader_autograde_refuses_when_bwrap_is_missing(tmp_path):
+    """The instructor's own command stops with the reason (and grades nobody) without bwrap."""
+    from grading import course
+
+    root = course.copy_course(tmp_path / "course")
+    venv_bin = str(Path(sys.executable).parent)
+    with pytest.raises(RuntimeError) as err:
+        course.nbgrader("autograde", "L2A2_gradcam", root=root, env={"PATH": venv_bin})
+    assert "refusing to run students' code" in str(err.value) and "bwrap" in str(err.value)
+    assert not (root / "autograded").exists()
