@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -21,6 +22,10 @@ TOLERANCE = 2e-3  # max |student - reference|; independent correct implementatio
 
 
 def _as_tensor(value) -> torch.Tensor | None:
+    """A plain float32 CPU tensor of ``value``, or None. Subclasses of Tensor or ndarray are
+    refused: their ``__torch_function__`` / ``__array_function__`` could fool the comparisons."""
+    if isinstance(value, (torch.Tensor, np.ndarray)) and type(value) not in (torch.Tensor, np.ndarray):
+        return None
     try:
         return torch.as_tensor(value).detach().to("cpu", torch.float32)
     except Exception:  # noqa: BLE001 - anything that is not array-like
@@ -85,7 +90,7 @@ def _grade_cases(student: Callable, cases: list[models.Case], counterfactual: bo
                  forbidden: list[str]) -> int:
     """Run every case: reference first, then the student on the same untouched model.
 
-    Returns how many calls returned without raising."""
+    Returns how many calls returned a map (a tensor or array, whatever its shape)."""
     returned = 0
     ref_fn = reference.counterfactual_grad_cam if counterfactual else reference.grad_cam
     for case in cases:
@@ -99,15 +104,15 @@ def _grade_cases(student: Callable, cases: list[models.Case], counterfactual: bo
             output.fail(f"{case.label}: raised {outcome.error}")
             values.fail(f"{case.label}: raised an exception")
             continue
-        returned += 1
         got = outcome.value
-        is_ok = (isinstance(got, torch.Tensor) and got.dtype == torch.float32 and
+        is_ok = (type(got) is torch.Tensor and got.dtype == torch.float32 and
                  tuple(got.shape) == tuple(expected.shape) and not torch.isnan(got).any() and
                  float(got.min()) >= 0 and float(got.max()) <= 1 + 1e-6)
         output.expect(is_ok, f"{case.label}: expected a float32 torch tensor of shape "
                              f"{tuple(expected.shape)} in [0, 1] without NaN; got "
                              f"{_summary(got)}")
         got_t = _as_tensor(got)
+        returned += got_t is not None  # None or a non-array earns no side-effect credit either
         if got_t is None or got_t.shape != expected.shape:
             values.fail(f"{case.label}: cannot compare, {_summary(got)}"
                         + (f" ({_diagnose(case, got_t, counterfactual)})" if got_t is not None else ""))
@@ -148,7 +153,7 @@ def _check_map_function(student: Callable, title: str, counterfactual: bool, poi
                                        (models.real_cases(), real)))
     if top1 is not None:
         _grade_cases(student, models.top1_cases(), counterfactual, output, top1, None, forbidden)
-    if not returned:  # an unanswered function (NotImplementedError) trivially leaves the model alone
+    if not returned:  # an unanswered function (or one returning None) trivially leaves the model alone
         side.fail("no call returned a map, so leaving the model untouched earns nothing yet")
     return report.finish(forbidden)
 

@@ -46,7 +46,7 @@ def check_threshold_segmentation(threshold_segmentation: Callable, points: float
             mask_prop.fail(f"{label}: expected a tuple (segmented, mask), got {type(outcome.value).__name__}")
             seg_prop.fail(f"{label}: expected a tuple (segmented, mask)")
             continue
-        if not (isinstance(seg, np.ndarray) and isinstance(mask, np.ndarray)):
+        if not (type(seg) is np.ndarray and type(mask) is np.ndarray):  # subclasses could lie
             # The contract is numpy in, numpy out (a torch tensor has no numpy dtype to match).
             msg = (f"{label}: expected numpy arrays, got ({type(seg).__name__}, "
                    f"{type(mask).__name__}); return np.ndarray (e.g. tensor.numpy())")

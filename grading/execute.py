@@ -46,8 +46,10 @@ def _error_output(ename: str, message: str) -> NotebookNode:
 
 
 def _note_output(message: str) -> NotebookNode:
-    # stdout, not stderr: any stderr output makes nbgrader score a grade cell 0.
-    return NotebookNode(output_type="stream", name="stdout", text=message + "\n")
+    # display_data, not a stream: nbgrader's LimitOutput truncates streams (and would cut the
+    # note), and stderr output makes nbgrader score a grade cell 0.
+    return NotebookNode(output_type="display_data", metadata={},
+                        data={"text/plain": message})
 
 
 def describe_exit(returncode: int | None) -> str:

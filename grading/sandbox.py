@@ -341,6 +341,9 @@ class SandboxKernelManager(AsyncKernelManager):
             module_file = self._root().joinpath(*self.kernel_module.split(".")).with_suffix(".py")
             if module_file.exists():
                 cmd[cmd.index("ipykernel_launcher")] = self.kernel_module
+                # -P: the working directory holds the student's files; a submitted
+                # `autograder/` folder must not replace the real kernel module.
+                cmd.insert(1, "-P")
             else:
                 self.log.warning("%s is missing: the grading kernel starts without its "
                                  "integrity seal", module_file)
