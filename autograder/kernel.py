@@ -15,11 +15,11 @@ imported and recorded before the notebook can touch them (:func:`autograder.inte
 is then True). (``python -m`` imports the ``autograder`` package, which seals, before this module
 runs; :func:`main` then marks the snapshot as taken before student code.)
 
-Not done here: ``python -m`` searches the working directory first, for ``autograder`` itself and
-for everything the package imports while sealing (torch, numpy...), so a ``torch.py`` or an
-``autograder/`` folder next to the notebook would be imported instead. The launcher should start the
-kernel with ``python -P`` (Python 3.11+: no working directory on ``sys.path``) or from a working
-directory the student does not control, with the course root on ``PYTHONPATH``.
+The working directory holds the student's files, and ``python -m`` searches it first (for
+``autograder`` itself and for everything sealing imports), so the sandbox
+(:class:`grading.sandbox.SandboxKernelManager`) starts this module with ``python -P`` (no working
+directory on ``sys.path``); the course root comes from ``PYTHONPATH``. Started any other way, start
+it with ``-P`` too.
 """
 from __future__ import annotations
 
