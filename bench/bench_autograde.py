@@ -1,0 +1,295 @@
+#!/usr/bin/env python
+"""Wall time of ``nbgrader autograde`` with the grading sandbox against without it, same run.
+
+Run from the repository root (``.venv/bin`` on ``PATH``: nbgrader calls ``alembic`` from it)::
+
+    OMP_NUM_THREADS=1 .venv/bin/python bench/bench_autograde.py     # about 15-25 min on 2 cores
+    .venv/bin/python bench/bench_autograde.py --quick               # smoke test, L2A2 only
+    .venv/bin/python bench/bench_autograde.py --batch 10 --repeats 1 --assignments L2A2_gradcam
+
+Everything is graded in a scratch copy of the course (``grading.course.copy_course`` into a
+temporary folder, releases regenerated there); the course's own ``submitted/``, ``autograded/``
+and ``gradebook.db`` are never touched. Every submission is the release notebook filled with the
+instructor's answers (``grading.submissions.fill`` + ``solution_answers``), so every hidden check
+runs to the end (a failing submission would stop early and time less).
+
+What is measured (one timed call = one ``nbgrader autograde ASSIGNMENT --force`` subprocess,
+through ``grading.course.nbgrader``: nbgrader's start-up, the gradebook, one grading kernel per
+notebook and every test cell):
+
+``per submission``
+    One student of each assignment (``--student=s000``).
+``batch``
+    ``--batch`` students (default 20) of L2A2_gradcam graded by ONE ``nbgrader autograde`` call
+    (no ``--student``), as an instructor grades a class; ``per sub`` is the call's time / N.
+
+Each measurement runs with the sandbox (``INTERP_GRADING_SANDBOX=on``: the kernels start inside
+bubblewrap, ``grading/sandbox.py``) and without it (``INTERP_GRADING_SANDBOX=off``, passed to
+the nbgrader subprocess with ``course.nbgrader(..., env=...)``: plain Jupyter kernels). The two
+alternate (``bench.timing.measure``: interleaved, order reversed every other round) and are
+repeated ``--repeats`` times; the median is reported, so that load from other work on the machine
+affects both alike. Per-submission rows run ``--warmup`` untimed rounds first (default 1: file
+caches and the course packages' ``__pycache__`` filled, for both modes alike); the batch rows run
+after them in the same scratch course, with no warm-up of their own. After every timed call the
+gradebook is read: every autograded cell of every graded student must have full marks, otherwise
+the benchmark stops (a broken grading run would time something else).
+
+Goal: sandbox overhead < 10 %, i.e. sandbox / no sandbox < 1.10 on every row.
+
+Opt-out workaround: ``SandboxKernelManager`` asks for ZeroMQ's ``ipc`` transport even when the
+sandbox is off, and then keeps jupyter_client's *relative* socket path ``kernel-ipc``: the kernel
+(working directory ``autograded/<student>/<assignment>/``) and nbgrader (the course root) resolve
+it to different folders, never connect, and every notebook fails after ``startup_timeout``
+(120 s). While that is so (checked at start, :func:`opt_out_needs_socket_path`), the no-sandbox
+calls also get ``--SandboxKernelManager.ip=<absolute path in the scratch folder>``, which is what
+the sandboxed path does for itself; the report says when this was applied.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from bench.timing import Method, load_average, measure, table  # noqa: E402
+
+ASSIGNMENTS = ("L2A1_feature_visualization", "L2A2_gradcam")
+BATCH_ASSIGNMENT = "L2A2_gradcam"
+GOAL = 1.10
+DEFAULT_BATCH = 20
+DEFAULT_REPEATS = 3
+QUICK_BATCH = 3
+NOISY = 0.25
+SANDBOX, PLAIN = "sandbox", "no sandbox"
+MODES = {SANDBOX: "on", PLAIN: "off"}  # values of INTERP_GRADING_SANDBOX
+
+
+@dataclass
+class Row:
+    """One measurement: ``n`` submissions of ``assignment`` graded by one call, each mode's
+    samples (seconds per call)."""
+
+    kind: str  # "per submission" or "batch"
+    assignment: str
+    n: int
+    times: dict[str, list[float]] = field(default_factory=dict)
+
+    def median(self, mode: str) -> float:
+        return statistics.median(self.times[mode])
+
+    @property
+    def ratio(self) -> float:
+        return self.median(SANDBOX) / self.median(PLAIN)
+
+    @property
+    def met(self) -> bool:
+        return self.ratio < GOAL
+
+    @property
+    def spread(self) -> float | None:
+        """Widest (max - min) / median of the two modes; None with a single repeat."""
+        if min(len(ts) for ts in self.times.values()) < 2:
+            return None
+        return max((max(ts) - min(ts)) / statistics.median(ts) for ts in self.times.values())
+
+
+def student_ids(n: int) -> list[str]:
+    return [f"s{i:03d}" for i in range(n)]
+
+
+def notebook_name(root: Path, assignment: str) -> str:
+    (path,) = sorted((Path(root) / "source" / assignment).glob("*.ipynb"))
+    return path.name
+
+
+def build_course(dest: Path, assignments: list[str], batch: int) -> Path:
+    """A scratch course in ``dest``: releases regenerated, the instructor's answers submitted by
+    ``s000`` for every assignment and by ``s000``..``s<batch-1>`` for the batch assignment."""
+    import nbformat
+
+    from grading import course
+    from grading.submissions import fill, solution_answers
+
+    root = course.copy_course(dest)
+    for assignment in assignments:
+        course.generate_release(assignment, root)
+        name = notebook_name(root, assignment)
+        release = nbformat.read(str(root / "release" / assignment / name), as_version=4)
+        notebook = fill(release, solution_answers(root / "source" / assignment / name))
+        students = student_ids(max(batch, 1) if assignment == BATCH_ASSIGNMENT else 1)
+        for student in students:
+            course.submit(root, student, assignment, notebook, name)
+    return root
+
+
+def check_full_marks(root: Path, assignment: str, students: list[str]) -> None:
+    """Raise unless every autograded cell of every student has full marks in the gradebook."""
+    from grading import scores
+
+    auto = {p.grade_id for p in scores.graded_parts(root, assignment) if not p.manual}
+    for student in students:
+        got = scores.cell_scores(root, assignment, student)
+        lost = {g: got.get(g) for g in auto if got.get(g) is None or got[g][0] != got[g][1]}
+        if lost:
+            raise RuntimeError(f"{assignment}/{student}: the instructor's answers lost points "
+                               f"{lost}: grading is broken, timings would be meaningless")
+
+
+def opt_out_needs_socket_path() -> bool:
+    """True while an opted-out ``SandboxKernelManager`` would use ``ipc`` sockets at a relative
+    path (kernel and client in different working directories: they never connect)."""
+    from grading.sandbox import SandboxKernelManager
+
+    km = SandboxKernelManager(enabled=False)
+    return km.transport == "ipc" and not os.path.isabs(km.ip)
+
+
+def autograde_methods(root: Path, assignment: str, students: list[str] | None,
+                      check_students: list[str], plain_extra: list[str] = ()) -> list[Method]:
+    """One Method per mode: ``nbgrader autograde`` (``--student`` for each of ``students``; all
+    submitted students when None), gradebook checked after the call (untimed). ``plain_extra``:
+    more arguments for the no-sandbox call only."""
+    from grading import course
+    from grading.sandbox import OPT_OUT_ENV
+
+    args = ["autograde", assignment, "--force"]
+    if students is not None:
+        args += [f"--student={s}" for s in students]
+
+    def make(mode: str) -> Method:
+        env = {OPT_OUT_ENV: MODES[mode]}
+        argv = args + (list(plain_extra) if mode == PLAIN else [])
+        return Method(mode, lambda: course.nbgrader(*argv, root=root, env=env),
+                      teardown=lambda: check_full_marks(root, assignment, check_students))
+
+    return [make(SANDBOX), make(PLAIN)]
+
+
+def measure_row(root: Path, kind: str, assignment: str, n: int, repeats: int, warmup: int,
+                plain_extra: list[str] = ()) -> Row:
+    students = student_ids(n)
+    methods = autograde_methods(root, assignment, None if kind == "batch" else students,
+                                students, plain_extra)
+    return Row(kind, assignment, n, measure(methods, repeats, warmup))
+
+
+def format_report(rows: list[Row], repeats: int) -> str:
+    s = lambda x: f"{x:.1f}"  # noqa: E731
+    header = ["measurement", "assignment", "N", "sandbox s", "no sandbox s", "sandbox/no",
+              f"goal <{GOAL:.2f}", "sandbox s/sub", "no sandbox s/sub", "spread"]
+    body = []
+    for r in rows:
+        sp = r.spread
+        body.append([
+            r.kind, r.assignment, str(r.n), s(r.median(SANDBOX)), s(r.median(PLAIN)),
+            f"{r.ratio:.2f}x", "met" if r.met else "missed",
+            s(r.median(SANDBOX) / r.n), s(r.median(PLAIN) / r.n),
+            "-" if sp is None else f"{100 * sp:.0f}%" + (" (noisy)" if sp > NOISY else ""),
+        ])
+    missed = [f"{r.kind} {r.assignment}" for r in rows if not r.met]
+    return "\n".join([
+        f"nbgrader autograde wall time (median of {repeats} repeat(s), seconds per call)",
+        table(header, body, left=2),
+        "",
+        f"Goal: sandbox overhead < {100 * (GOAL - 1):.0f} % (sandbox / no sandbox < {GOAL:.2f}) "
+        "on every row: " + ("met on all rows." if not missed else f"MISSED on {', '.join(missed)}."),
+        "s/sub: seconds per submission (the call's time / N; per-submission rows: N = 1).",
+        f"spread: widest (max - min) / median of the two modes over the repeats; above "
+        f"{100 * NOISY:.0f}% the machine was busy and the row is unreliable ('-': one repeat).",
+    ])
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true",
+                        help=f"smoke test: 1 repeat, no warm-up, batch of {QUICK_BATCH}, "
+                             f"{BATCH_ASSIGNMENT} only (unless given explicitly)")
+    parser.add_argument("--batch", type=int, default=None, metavar="N",
+                        help=f"students in the batch row (default {DEFAULT_BATCH}; "
+                             f"{QUICK_BATCH} with --quick; 0: no batch row)")
+    parser.add_argument("--repeats", type=int, default=None, metavar="R",
+                        help=f"timed repeats per mode, median reported (default {DEFAULT_REPEATS};"
+                             " 1 with --quick)")
+    parser.add_argument("--warmup", type=int, default=None,
+                        help="untimed rounds before each per-submission row (default 1; 0 with "
+                             "--quick)")
+    parser.add_argument("--assignments", nargs="+", default=None, choices=ASSIGNMENTS,
+                        metavar="A", help=f"per-submission rows for these (default: "
+                                          f"{' '.join(ASSIGNMENTS)}; {BATCH_ASSIGNMENT} with "
+                                          "--quick)")
+    args = parser.parse_args(argv)
+    if args.batch is None:
+        args.batch = QUICK_BATCH if args.quick else DEFAULT_BATCH
+    if args.repeats is None:
+        args.repeats = 1 if args.quick else DEFAULT_REPEATS
+    if args.warmup is None:
+        args.warmup = 0 if args.quick else 1
+    if args.assignments is None:
+        args.assignments = [BATCH_ASSIGNMENT] if args.quick else list(ASSIGNMENTS)
+    if args.repeats < 1 or args.batch < 0 or args.warmup < 0:
+        parser.error("--repeats must be >= 1, --batch and --warmup >= 0")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    # Offline machine: random weights (timings and full marks do not depend on them).
+    os.environ.setdefault("INTERPKIT_ALLOW_RANDOM_WEIGHTS", "1")
+    from importlib.metadata import version
+
+    from grading.sandbox import OPT_OUT_ENV, probe
+
+    probe(REPO_ROOT)  # raises with the reason when bubblewrap cannot build a sandbox here
+    course_assignments = list(dict.fromkeys(
+        args.assignments + ([BATCH_ASSIGNMENT] if args.batch else [])))
+    print(f"nbgrader {version('nbgrader')}, {os.cpu_count()} logical cores, "
+          f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '(unset: 1 per grading kernel)')}"
+          f", {'root' if os.geteuid() == 0 else 'non-root'}; "
+          f"median of {args.repeats} repeat(s), {args.warmup} warm-up round(s) per "
+          f"per-submission row; batch {args.batch}")
+    load_start = load_average()
+    print(f"load average (1 min) at start: {load_start}", flush=True)
+    rows: list[Row] = []
+    loads: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="bench-autograde-") as tmp:
+        start = time.perf_counter()
+        root = build_course(Path(tmp) / "course", course_assignments, args.batch)
+        print(f"  scratch course {root} built in {time.perf_counter() - start:.0f} s", flush=True)
+        plain_extra: list[str] = []
+        if opt_out_needs_socket_path():
+            (Path(tmp) / "ipc").mkdir()
+            plain_extra = [f"--SandboxKernelManager.ip={Path(tmp) / 'ipc' / 'kernel-ipc'}"]
+            print(f"  NOTE: {OPT_OUT_ENV}=off alone cannot start a kernel (relative ipc socket "
+                  f"path, see the docstring): no-sandbox calls add {plain_extra[0]}", flush=True)
+        plan = [("per submission", a, 1, args.warmup) for a in args.assignments]
+        if args.batch:
+            plan.append(("batch", BATCH_ASSIGNMENT, args.batch, 0))
+        for kind, assignment, n, warmup in plan:
+            start = time.perf_counter()
+            rows.append(measure_row(root, kind, assignment, n, args.repeats, warmup,
+                                    plain_extra))
+            loads.append(load_average())
+            print(f"  measured {kind} {assignment} N={n} in {time.perf_counter() - start:.0f} s "
+                  f"(load {loads[-1]})", flush=True)
+    print()
+    print(format_report(rows, args.repeats))
+    if plain_extra:
+        print(f"No-sandbox calls ran with {OPT_OUT_ENV}=off plus --SandboxKernelManager.ip=<absolute "
+              "path> (the opt-out alone leaves kernel and nbgrader on different ipc socket paths).")
+    print(f"Machine load average (1 min) at start {load_start}, after each row "
+          f"{', '.join(loads)}, on {os.cpu_count()} cores: other work beside the benchmark "
+          "inflates the absolute times; the ratios, measured interleaved, are less affected.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
