@@ -1,0 +1,341 @@
+"""The bad-submission catalog: broken, damaged, cheating and hostile notebooks, graded by nbgrader.
+
+Every case is a student in a mixed batch with two correct students, graded by ONE
+``nbgrader autograde`` call on a scratch course, with the sandbox on (never opted out: the
+memory-hog and fork-bomb cases rely on its limits). For each case the test states its outcome:
+
+- ``zero``: test cells that must score 0; ``lose``: test cells that must lose points;
+  ``allowed``: cells that may lose points (the student's notebook broke its own state); every
+  other test cell of that student must keep full marks (the damage stays where it is);
+- tampering with the grading modules, torch or numpy is restored at once, and every check that
+  runs after it scores 0 (autograder/integrity.py states the policy);
+- ``says``: what the student's feedback HTML must contain (it says what happened);
+- ``check``: extra assertions on the course's files (nothing the student reached changed).
+
+For the whole batch: every student is scored and has feedback, the correct students get full
+marks in every cell (exactly as when graded alone, see test_determinism), and no file of the
+course or of another student changed.
+
+The catalog is split into two batches (the two pytest workers grade in parallel).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import nbformat
+import pytest
+from nbformat import NotebookNode
+from nbformat.v4 import new_code_cell
+
+from grading import course, scores
+from grading.submissions import fill, patch
+from support import cell_ids, instructor_answers, release_notebook
+
+A = "L2A2_gradcam"
+NB = "L2A2_gradcam.ipynb"
+#: Short cell timeout for the catalog (the slowest hidden check takes a few seconds).
+TIMEOUT = 60
+#: Address-space limit of the catalog's kernels: the memory hog holds at most ~5 GB of this.
+MEMORY = 8 * 1024 ** 3
+
+GC = {"test_grad_cam_visible", "test_grad_cam_hidden"}
+CF = {"test_counterfactual_visible", "test_counterfactual_hidden"}
+SEG = {"test_threshold_segmentation_visible", "test_threshold_segmentation_hidden"}
+BOX = {"test_localization_box_visible", "test_localization_box_hidden"}
+ALL_TESTS = set(cell_ids(A, "test"))
+
+WRAPPER = "    return _grad_cam(model, layer, image, class_idx, negate_gradient=False)"
+SEG_RETURN = "    return segmented.astype(image.dtype), mask"
+HOOK_LINE = "    with capture(layer) as recorded:"
+
+
+def answers() -> dict[str, str]:
+    return instructor_answers(A)
+
+
+def correct() -> NotebookNode:
+    return fill(release_notebook(A), answers())
+
+
+def answer_patch(cell: str, old: str, new: str) -> Callable[[], NotebookNode]:
+    return lambda: fill(release_notebook(A), patch(answers(), cell, old, new))
+
+
+def extra_cell(after: str, code: str, base: Callable[[], NotebookNode] = correct):
+    """The correct notebook with a student's own code cell inserted after grade cell ``after``."""
+    def build() -> NotebookNode:
+        nb = base()
+        index = next(i for i, c in enumerate(nb.cells) if _gid(c) == after)
+        nb.cells.insert(index + 1, new_code_cell(code))
+        return nb
+    return build
+
+
+def _gid(cell) -> str | None:
+    return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+
+
+def edit(fn: Callable[[NotebookNode], None]) -> Callable[[], NotebookNode]:
+    def build() -> NotebookNode:
+        nb = correct()
+        fn(nb)
+        return nb
+    return build
+
+
+def delete_cell(gid: str) -> Callable[[NotebookNode], None]:
+    return lambda nb: nb.cells.pop(next(i for i, c in enumerate(nb.cells) if _gid(c) == gid))
+
+
+def set_source(gid: str, source: str) -> Callable[[NotebookNode], None]:
+    def fn(nb):
+        next(c for c in nb.cells if _gid(c) == gid).source = source
+    return fn
+
+
+def swap_cells(a: str, b: str) -> Callable[[NotebookNode], None]:
+    def fn(nb):
+        i = next(k for k, c in enumerate(nb.cells) if _gid(c) == a)
+        j = next(k for k, c in enumerate(nb.cells) if _gid(c) == b)
+        nb.cells[i], nb.cells[j] = nb.cells[j], nb.cells[i]
+    return fn
+
+
+def raw_bytes(fn: Callable[[bytes], bytes]) -> Callable[[], bytes]:
+    return lambda: fn(nbformat.writes(correct()).encode())
+
+
+@dataclass
+class Case:
+    name: str
+    build: Callable[[], NotebookNode | bytes]
+    zero: set = field(default_factory=set)
+    lose: set = field(default_factory=set)
+    allowed: set = field(default_factory=set)  # may lose points (state the student broke)
+    says: tuple = ()
+    filename: str = NB
+    files: dict = field(default_factory=dict)  # more files in the submission folder
+    check: Callable[[Path], list[str]] | None = None
+
+
+def _absent(*relative: str) -> Callable[[Path], list[str]]:
+    def check(root: Path) -> list[str]:
+        return [f"{r} was created" for r in relative if (root / r).exists()]
+    return check
+
+
+ROOT = "COURSE_ROOT"  # replaced by the scratch course's absolute path when the batch is built
+
+CASES = [
+    # --- wrong code ------------------------------------------------------------------------------
+    Case("syntax_error", answer_patch("grad_cam", WRAPPER, WRAPPER + "\n\ndef broken(:\n    pass"),
+         zero=GC | CF, says=("SyntaxError",)),
+    Case("import_error", answer_patch("localization_box", "import skimage.measure",
+                                      "import skimage.measure\nimport cv2_is_not_installed"),
+         zero=BOX, says=("ModuleNotFoundError", "cv2_is_not_installed")),
+    Case("returns_none", answer_patch("grad_cam", WRAPPER, WRAPPER.replace("return ", "")),
+         zero=GC, says=("got NoneType",)),
+    Case("wrong_shape", answer_patch("grad_cam", WRAPPER, WRAPPER + "[None]"),
+         lose=GC, says=("expected a float32 torch tensor of shape",)),
+    Case("nan_output", answer_patch("grad_cam", WRAPPER, WRAPPER + " * float('nan')"),
+         lose=GC, says=("range [nan, nan]",)),
+    Case("numpy_not_tensor", answer_patch("grad_cam", WRAPPER, WRAPPER + ".numpy()"),
+         lose={"test_grad_cam_hidden"}, says=("got ndarray",)),
+    Case("tensor_not_numpy", answer_patch(
+        "threshold_segmentation", SEG_RETURN,
+        "    import torch\n    return torch.from_numpy(segmented.astype(image.dtype)), torch.from_numpy(mask)"),
+        zero={"test_threshold_segmentation_hidden"}, lose=SEG, says=("expected numpy arrays",)),
+    Case("cuda_on_cpu", answer_patch("grad_cam", HOOK_LINE, "    image = image.cuda()\n" + HOOK_LINE),
+         zero=GC | CF, says=("NVIDIA",)),
+    # --- time --------------------------------------------------------------------------------------
+    Case("infinite_loop_cell", extra_cell("setup", "while True:\n    pass"),
+         says=("CellTimeoutError",)),
+    Case("sleep_cell", extra_cell("setup", "import time\ntime.sleep(10_000)"), says=("CellTimeoutError",)),
+    Case("loop_in_graded_function", answer_patch(
+        "localization_box", '    cam = np.asarray(cam, dtype=float)',
+        '    while True:\n        pass\n    cam = np.asarray(cam, dtype=float)'),
+        zero=BOX, says=("CellTimeoutError",)),
+    Case("interrupt_swallowed", extra_cell(
+        "setup", "import time\nwhile True:\n    try:\n        time.sleep(1)\n    except KeyboardInterrupt:\n        pass"),
+        says=("did not stop when interrupted",)),
+    # --- kernel death and resources ------------------------------------------------------------------
+    Case("os_exit", extra_cell("grad_cam", "import os\nos._exit(1)"), says=("exited with status 1",)),
+    Case("segfault", extra_cell("grad_cam", "import ctypes\nctypes.string_at(0)"), says=("SIGSEGV",)),
+    Case("huge_allocation", extra_cell("setup", "import torch\nbig = torch.empty(10**11)"),
+         says=("RuntimeError",)),
+    # The traceback IPython keeps holds the hog's memory: checks after it may run short of memory.
+    Case("memory_exhaustion", extra_cell(
+        "setup", "def hog():\n    blocks = []\n    while True:\n        blocks.append(np.ones(10**8))\nhog()"),
+        allowed=ALL_TESTS, says=("MemoryError",)),
+    Case("fork_bomb", extra_cell(
+        "test_localization_box_hidden",
+        "import os\ndef bomb():\n    while True:\n        if os.fork() == 0:\n            try:\n"
+        "                bomb()\n            finally:\n                os._exit(0)\nbomb()"),
+        says=("Resource temporarily unavailable",)),
+    Case("output_flood", extra_cell(
+        "setup", "import sys\nfor i in range(300_000):\n    print('spam', i)\n    print('err', i, file=sys.stderr)"),
+        says=("output budget",)),
+    Case("huge_image", extra_cell(
+        "setup", "import os\nfrom IPython.display import Image, display\n"
+                 "display(Image(data=b'\\x89PNG\\r\\n\\x1a\\n' + os.urandom(30_000_000), format='png'))"),
+        says=("output budget",)),
+    # --- notebook damage ------------------------------------------------------------------------------
+    Case("deleted_test_cell", edit(delete_cell("test_grad_cam_hidden")), says=("was missing and was restored",)),
+    Case("edited_test_cell", edit(set_source("test_grad_cam_hidden", "print('all good')\n6")),
+         says=("grad_cam: 6 / 6 points",)),
+    Case("deleted_answer_cell", edit(delete_cell("localization_box")), zero=BOX,
+         says=("answer cell `localization_box` was missing",)),
+    Case("cells_reordered", edit(swap_cells("grad_cam", "threshold_segmentation")), says=("out of order",)),
+    Case("truncated_json", raw_bytes(lambda b: b[: len(b) // 2]), zero=ALL_TESTS, says=("could not be read", "not a valid notebook")),
+    Case("empty_file", lambda: b"", zero=ALL_TESTS, says=("the file is empty",)),
+    Case("renamed_notebook", correct, filename=f"Copy of {NB}", says=("was named",)),
+    # --- cheating ----------------------------------------------------------------------------------
+    Case("imports_solutions", answer_patch("grad_cam", WRAPPER, WRAPPER + "\n\nfrom solutions.gradcam import grad_cam"),
+         zero={"test_grad_cam_hidden"}, says=("reference",)),
+    Case("sys_modules_and_importlib", answer_patch(
+        "threshold_segmentation", SEG_RETURN,
+        SEG_RETURN + "\n\nimport importlib, sys\nimportlib.import_module('solutions.segmentation')\n"
+        "threshold_segmentation = sys.modules['solutions.segmentation'].threshold_segmentation"),
+        zero={"test_threshold_segmentation_hidden"}, says=("reference",)),
+    Case("patches_the_check", extra_cell(
+        "localization_box", "import autograder\nautograder.check_localization_box = lambda *a, **k: 2.0",
+        base=answer_patch("localization_box", "    return int(rows.min())", "    return 0, 0, 0, 0\n    return int(rows.min())")),
+        zero=BOX | {"test_counterfactual_hidden"}, says=("altered",)),  # every later check: 0
+    Case("ships_fake_autograder", answer_patch(
+        "localization_box", "    return int(rows.min())", "    return 0, 0, 0, 0\n    return int(rows.min())"),
+        files={"autograder/__init__.py": "def check_localization_box(*args, **kwargs):\n    return 2.0\n"},
+        zero=BOX, says=("localization_box: 0 / 2 points",)),
+    Case("patches_torch_and_numpy", extra_cell(
+        "setup", "import torch, numpy\ntorch.allclose = lambda *a, **k: True\n"
+                 "numpy.allclose = lambda *a, **k: True\nnumpy.array_equal = lambda *a, **k: True",
+        base=answer_patch("threshold_segmentation", "    mask = cam >= threshold", "    mask = cam > threshold")),
+        zero={c for c in ALL_TESTS if c.endswith("_hidden")}, lose=SEG, says=("altered",)),
+    Case("hardcoded_visible_outputs", answer_patch(
+        "localization_box", "    cam = np.asarray(cam, dtype=float)",
+        "    return (5, 4, 8, 9)  # the box the visible test expects, memorised\n    cam = np.asarray(cam, dtype=float)"),
+        zero={"test_localization_box_hidden"}, says=("localization_box: 0 / 2 points",)),
+    Case("reads_hidden_tests", extra_cell(
+        "setup", f"open('{ROOT}/source/{A}/{NB}').read()"), says=("FileNotFoundError",)),
+    # --- hostile -------------------------------------------------------------------------------------
+    Case("reads_other_student", extra_cell(
+        "setup", f"print(open('{ROOT}/submitted/ok_1/{A}/{NB}').read()[:100])"), says=("FileNotFoundError",)),
+    Case("writes_gradebook", extra_cell(
+        "setup", f"open('{ROOT}/gradebook.db', 'ab').write(b'pwned')"), says=("Error",)),
+    Case("writes_source", extra_cell(
+        "setup", f"open('{ROOT}/source/{A}/pwned.py', 'w').write('x')"), says=("Error",),
+        check=_absent(f"source/{A}/pwned.py")),
+    Case("writes_other_student", extra_cell(
+        "setup", "import os\n"
+                 f"for p in ['{ROOT}/submitted/ok_1/{A}/pwned.txt', '../../ok_1/{A}/pwned.txt', '{ROOT}/autograded/ok_1/{A}/pwned.txt']:\n"
+                 "    try:\n        open(p, 'w').write('x')\n        print('WROTE', p)\n"
+                 "    except OSError as err:\n        print('refused:', type(err).__name__)"),
+        says=("refused:",),
+        check=_absent(f"submitted/ok_1/{A}/pwned.txt", f"autograded/ok_1/{A}/pwned.txt")),
+    Case("network", extra_cell(
+        "setup", "import socket\nsocket.create_connection(('pypi.org', 443), timeout=5)"),
+        says=("gaierror",)),
+]
+
+OK_STUDENTS = ("ok_1", "ok_2")
+
+
+def _tree_hashes(root: Path, skip: set[str]) -> dict[str, str]:
+    """sha256 of every file under ``root`` except the top-level entries in ``skip``."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel = Path(dirpath).relative_to(root)
+        if rel.parts and rel.parts[0] in skip:
+            continue
+        if not rel.parts:
+            filenames = [f for f in filenames if f not in skip]
+        if rel.parts[:1] == ("submitted",) and len(rel.parts) >= 2 and rel.parts[1] not in OK_STUDENTS:
+            continue  # a damaged student's own folder gets .original/ (tested per case)
+        dirnames[:] = [d for d in dirnames if d != "__pycache__"]
+        for name in filenames:
+            path = Path(dirpath) / name
+            out[str(path.relative_to(root))] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return out
+
+
+def _write_submission(root: Path, student: str, case: Case) -> None:
+    content = case.build()
+    folder = root / "submitted" / student / A
+    folder.mkdir(parents=True, exist_ok=True)
+    if isinstance(content, bytes):
+        (folder / case.filename).write_bytes(content)
+    else:
+        text = nbformat.writes(content).replace(ROOT, str(root))
+        (folder / case.filename).write_text(text)
+    for name, text in case.files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(text)
+    (folder / "timestamp.txt").write_text("2030-01-01 12:00:00.000000 UTC")
+
+
+def grade_batch(root: Path, cases: list[Case]) -> dict:
+    course.generate_release(A, root)
+    for student in OK_STUDENTS:
+        course.submit(root, student, A, correct(), NB)
+    for case in cases:
+        _write_submission(root, case.name, case)
+    before = _tree_hashes(root, skip={"autograded", "feedback", "gradebook.db", "release"})
+    course.nbgrader("autograde", A, "--force", f"--Execute.timeout={TIMEOUT}",
+                    f"--SandboxKernelManager.memory_bytes={MEMORY}", root=root)
+    course.generate_feedback(root, A)
+    after = _tree_hashes(root, skip={"autograded", "feedback", "gradebook.db", "release"})
+    changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k)
+                     and not k.endswith((".log",)))
+    return {"changed": changed}
+
+
+@pytest.mark.parametrize("batch", [0, 1])
+def test_bad_submission_catalog(batch, tmp_path):
+    cases = CASES[batch::2]
+    root = course.copy_course(tmp_path / "course")
+    result = grade_batch(root, cases)
+    problems = [f"course files changed: {result['changed']}"] if result["changed"] else []
+    graded = set(scores.submitted_students(root, A))
+    for student in [*OK_STUDENTS, *(c.name for c in cases)]:
+        if student not in graded:
+            problems.append(f"{student}: not scored at all")
+        html = root / "feedback" / student / A / NB.replace(".ipynb", ".html")
+        if not html.is_file():
+            problems.append(f"{student}: no feedback")
+    for student in OK_STUDENTS:
+        if student in graded:
+            lost = {g: s for g, s in scores.cell_scores(root, A, student).items()
+                    if g in ALL_TESTS and s[0] != s[1]}
+            if lost:
+                problems.append(f"{student} (correct) lost points next to bad submissions: {lost}")
+    for case in cases:
+        if case.name not in graded:
+            continue
+        got = scores.cell_scores(root, A, case.name)
+        for cell in sorted(ALL_TESTS):
+            score, top = got[cell]
+            if cell in case.zero and score != 0:
+                problems.append(f"{case.name}: {cell} scored {score}, expected 0")
+            elif cell in case.lose and cell not in case.zero and score == top:
+                problems.append(f"{case.name}: {cell} kept full marks, expected a loss")
+            elif cell not in case.zero | case.lose | case.allowed and score != top:
+                problems.append(f"{case.name}: {cell} scored {score}/{top}, expected full marks")
+        html = root / "feedback" / case.name / A / NB.replace(".ipynb", ".html")
+        text = html.read_text() if html.is_file() else ""
+        for phrase in case.says:
+            if phrase.replace("`", "") not in text.replace("<code>", "").replace("</code>", "") \
+                    and phrase not in text:
+                problems.append(f"{case.name}: feedback does not say {phrase!r}")
+        if case.check:
+            problems += [f"{case.name}: {p}" for p in case.check(root)]
+    assert not problems, "\n".join(problems)
+
+
+def test_catalog_is_complete():
+    """At least 25 cases, every name unique (a student id), every case with a stated outcome."""
+    names = [c.name for c in CASES]
+    assert len(CASES) >= 25 and len(set(names)) == len(names)
+    assert all(c.says for c in CASES)
