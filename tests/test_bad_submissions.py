@@ -144,7 +144,7 @@ CASES = [
     Case("nan_output", answer_patch("grad_cam", WRAPPER, WRAPPER + " * float('nan')"),
          lose=GC, says=("range [nan, nan]",)),
     Case("numpy_not_tensor", answer_patch("grad_cam", WRAPPER, WRAPPER + ".numpy()"),
-         lose={"test_grad_cam_hidden"}, says=("got ndarray",)),
+         lose=GC, says=("got ndarray",)),
     Case("tensor_not_numpy", answer_patch(
         "threshold_segmentation", SEG_RETURN,
         "    import torch\n    return torch.from_numpy(segmented.astype(image.dtype)), torch.from_numpy(mask)"),
@@ -175,7 +175,9 @@ CASES = [
         "test_localization_box_hidden",
         "import os\ndef bomb():\n    while True:\n        if os.fork() == 0:\n            try:\n"
         "                bomb()\n            finally:\n                os._exit(0)\nbomb()"),
-        says=("Resource temporarily unavailable",)),
+        # Contained by the process limit; the bomb's unreaped children keep the student's own
+        # kernel at that limit, so the checks after it may fail (never other students').
+        allowed=CF, says=("Resource temporarily unavailable",)),
     Case("output_flood", extra_cell(
         "setup", "import sys\nfor i in range(300_000):\n    print('spam', i)\n    print('err', i, file=sys.stderr)"),
         says=("output budget",)),
