@@ -24,17 +24,11 @@ import solutions.segmentation
 from autograder import integrity, student_call
 from examples.L2A2_gradcam import CORRECT
 from support import ROOT, check_scores, instructor_answers, quiet, run_answers
+from test_autograder_l2a2 import CHECKS
 
 A = "L2A2_gradcam"
 ALTERED = "graded functions are not credited while grading modules are altered"
 DELEGATES = "calls the reference solution or the autograder"
-CHECKS = {  # hidden test cell -> (name in the notebook, check, points)
-    "test_grad_cam_hidden": ("grad_cam", autograder.check_grad_cam, 6),
-    "test_counterfactual_hidden": ("counterfactual_grad_cam", autograder.check_counterfactual_grad_cam, 3),
-    "test_target_layers_hidden": ("TARGET_LAYERS", autograder.check_target_layers, 3),
-    "test_threshold_segmentation_hidden": ("threshold_segmentation", autograder.check_threshold_segmentation, 2),
-    "test_localization_box_hidden": ("localization_box", autograder.check_localization_box, 2),
-}
 
 
 @pytest.fixture(autouse=True)
