@@ -307,7 +307,6 @@ class SandboxKernelManager(AsyncKernelManager):
     file_bytes = Integer(Limits.file_bytes, config=True, help="RLIMIT_FSIZE.")
 
     def __init__(self, **kwargs: Any):
-        kwargs.setdefault("transport", "ipc")
         super().__init__(**kwargs)
         self._private_dir: Path | None = None
         self._workdir: Path | None = None
@@ -329,7 +328,9 @@ class SandboxKernelManager(AsyncKernelManager):
 
     async def _async_pre_start_kernel(self, **kw: Any):
         if self.sandboxed and self._private_dir is None:
-            # A folder per kernel: the sandbox sees its own connection file and sockets only.
+            # The sandbox has no network (not even loopback to the grader): ZeroMQ's ipc
+            # transport, with the connection file and sockets in a folder only this kernel sees.
+            self.transport = "ipc"
             self._private_dir = Path(tempfile.mkdtemp(prefix="interp-kernel-"))
             self.connection_file = str(self._private_dir / f"kernel-{uuid.uuid4()}.json")
             self.ip = str(self._private_dir / "ipc")

@@ -188,3 +188,46 @@ def test_nbgrader_autograde_refuses_when_bwrap_is_missing(tmp_path):
         course.nbgrader("autograde", "L2A2_gradcam", root=root, env={"PATH": venv_bin})
     assert "refusing to run students' code" in str(err.value) and "bwrap" in str(err.value)
     assert not (root / "autograded").exists()
+
+
+def _run_notebook(tmp_path, cells: list[str], **config) -> list:
+    """Execute ``cells`` with the grading Execute step; return each cell's outputs."""
+    import nbformat
+    from traitlets.config import Config
+
+    from grading.execute import SandboxedExecute
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    nb.metadata.kernelspec = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    c = Config()
+    c.Execute.timeout = 60
+    for key, value in config.items():
+        section, name = key.split("__")
+        setattr(c[section], name, value)
+    work = tmp_path / "work"
+    work.mkdir()
+    nb, _ = SandboxedExecute(config=c).preprocess(nb, {"metadata": {"path": str(work)}})
+    return [cell.outputs for cell in nb.cells]
+
+
+def _text(outputs) -> str:
+    return " ".join(str(o.get("text") or o.get("evalue") or o.get("data", "")) for o in outputs)
+
+
+def test_grading_kernel_survives_death_and_replays_earlier_cells(tmp_path):
+    outs = _run_notebook(tmp_path, [
+        "import os\nstate = 41",
+        "os._exit(1)",
+        "print('after', state + 1, os.getuid())",
+    ], SandboxKernelManager__course_root=str(Path(__file__).resolve().parents[1]))
+    assert "exited with status 1" in _text(outs[1]) and "fresh kernel" in _text(outs[1])
+    assert "after 42" in _text(outs[2])
+    uid = int(_text(outs[2]).split("after 42")[1].split()[0])
+    assert uid >= sandbox.UID_BASE if sandbox.running_as_root() else uid == 65534
+
+
+def test_opting_out_runs_an_ordinary_kernel(tmp_path, monkeypatch):
+    """INTERP_GRADING_SANDBOX=off: a plain local kernel (tcp), the instructor's own uid."""
+    monkeypatch.setenv(sandbox.OPT_OUT_ENV, "off")
+    outs = _run_notebook(tmp_path, ["import os; print('uid', os.getuid())"])
+    assert f"uid {os.getuid()}" in _text(outs[0])
