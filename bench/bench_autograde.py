@@ -35,14 +35,6 @@ gradebook is read: every autograded cell of every graded student must have full 
 the benchmark stops (a broken grading run would time something else).
 
 Goal: sandbox overhead < 10 %, i.e. sandbox / no sandbox < 1.10 on every row.
-
-Opt-out workaround: ``SandboxKernelManager`` asks for ZeroMQ's ``ipc`` transport even when the
-sandbox is off, and then keeps jupyter_client's *relative* socket path ``kernel-ipc``: the kernel
-(working directory ``autograded/<student>/<assignment>/``) and nbgrader (the course root) resolve
-it to different folders, never connect, and every notebook fails after ``startup_timeout``
-(120 s). While that is so (checked at start, :func:`opt_out_needs_socket_path`), the no-sandbox
-calls also get ``--SandboxKernelManager.ip=<absolute path in the scratch folder>``, which is what
-the sandboxed path does for itself; the report says when this was applied.
 """
 from __future__ import annotations
 
@@ -143,20 +135,10 @@ def check_full_marks(root: Path, assignment: str, students: list[str]) -> None:
                                f"{lost}: grading is broken, timings would be meaningless")
 
 
-def opt_out_needs_socket_path() -> bool:
-    """True while an opted-out ``SandboxKernelManager`` would use ``ipc`` sockets at a relative
-    path (kernel and client in different working directories: they never connect)."""
-    from grading.sandbox import SandboxKernelManager
-
-    km = SandboxKernelManager(enabled=False)
-    return km.transport == "ipc" and not os.path.isabs(km.ip)
-
-
 def autograde_methods(root: Path, assignment: str, students: list[str] | None,
-                      check_students: list[str], plain_extra: list[str] = ()) -> list[Method]:
+                      check_students: list[str]) -> list[Method]:
     """One Method per mode: ``nbgrader autograde`` (``--student`` for each of ``students``; all
-    submitted students when None), gradebook checked after the call (untimed). ``plain_extra``:
-    more arguments for the no-sandbox call only."""
+    submitted students when None), gradebook checked after the call (untimed)."""
     from grading import course
     from grading.sandbox import OPT_OUT_ENV
 
@@ -166,18 +148,16 @@ def autograde_methods(root: Path, assignment: str, students: list[str] | None,
 
     def make(mode: str) -> Method:
         env = {OPT_OUT_ENV: MODES[mode]}
-        argv = args + (list(plain_extra) if mode == PLAIN else [])
-        return Method(mode, lambda: course.nbgrader(*argv, root=root, env=env),
+        return Method(mode, lambda: course.nbgrader(*args, root=root, env=env),
                       teardown=lambda: check_full_marks(root, assignment, check_students))
 
     return [make(SANDBOX), make(PLAIN)]
 
 
-def measure_row(root: Path, kind: str, assignment: str, n: int, repeats: int, warmup: int,
-                plain_extra: list[str] = ()) -> Row:
+def measure_row(root: Path, kind: str, assignment: str, n: int, repeats: int, warmup: int) -> Row:
     students = student_ids(n)
     methods = autograde_methods(root, assignment, None if kind == "batch" else students,
-                                students, plain_extra)
+                                students)
     return Row(kind, assignment, n, measure(methods, repeats, warmup))
 
 
@@ -264,27 +244,17 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         root = build_course(Path(tmp) / "course", course_assignments, args.batch)
         print(f"  scratch course {root} built in {time.perf_counter() - start:.0f} s", flush=True)
-        plain_extra: list[str] = []
-        if opt_out_needs_socket_path():
-            (Path(tmp) / "ipc").mkdir()
-            plain_extra = [f"--SandboxKernelManager.ip={Path(tmp) / 'ipc' / 'kernel-ipc'}"]
-            print(f"  NOTE: {OPT_OUT_ENV}=off alone cannot start a kernel (relative ipc socket "
-                  f"path, see the docstring): no-sandbox calls add {plain_extra[0]}", flush=True)
         plan = [("per submission", a, 1, args.warmup) for a in args.assignments]
         if args.batch:
             plan.append(("batch", BATCH_ASSIGNMENT, args.batch, 0))
         for kind, assignment, n, warmup in plan:
             start = time.perf_counter()
-            rows.append(measure_row(root, kind, assignment, n, args.repeats, warmup,
-                                    plain_extra))
+            rows.append(measure_row(root, kind, assignment, n, args.repeats, warmup))
             loads.append(load_average())
             print(f"  measured {kind} {assignment} N={n} in {time.perf_counter() - start:.0f} s "
                   f"(load {loads[-1]})", flush=True)
     print()
     print(format_report(rows, args.repeats))
-    if plain_extra:
-        print(f"No-sandbox calls ran with {OPT_OUT_ENV}=off plus --SandboxKernelManager.ip=<absolute "
-              "path> (the opt-out alone leaves kernel and nbgrader on different ipc socket paths).")
     print(f"Machine load average (1 min) at start {load_start}, after each row "
           f"{', '.join(loads)}, on {os.cpu_count()} cores: other work beside the benchmark "
           "inflates the absolute times; the ratios, measured interleaved, are less affected.")
