@@ -13,7 +13,9 @@ a cell past ``Execute.timeout`` is interrupted and scores 0) and adds:
   is treated the same way instead of timing out every remaining cell;
 - **output budget**: a cell's outputs beyond ``max_cell_output_bytes`` (and a notebook's beyond
   ``max_notebook_output_bytes``) are dropped with one note, so stdout floods and huge images
-  cannot bloat the autograded notebook, the feedback or the grader's memory.
+  cannot bloat the autograded notebook, the feedback or the grader's memory. Errors and results
+  (what nbgrader scores from) are never dropped, nor is a test cell's output for what earlier
+  cells printed.
 """
 from __future__ import annotations
 
@@ -32,6 +34,8 @@ from traitlets import Integer
 from grading import sandbox
 
 TIMEOUT_ENAME = "CellTimeoutError"
+#: Output message types nbgrader reads scores from (errors: 0 points; a value: partial credit).
+SCORED_OUTPUTS = ("error", "execute_result")
 
 
 def is_test_cell(cell: NotebookNode) -> bool:
@@ -101,16 +105,22 @@ class SandboxedExecute(Execute):
     # --- output budget -------------------------------------------------------------------------
 
     def output(self, outs, msg, display_id, cell_index):
+        if msg.get("msg_type") in SCORED_OUTPUTS:
+            # nbgrader scores a grade cell from these: dropping one would turn a failing test
+            # into a passing one (a flood of output must never buy points).
+            return super().output(outs, msg, display_id, cell_index)
         size = len(json.dumps(msg.get("content", {}), default=str))
         used = self._cell_bytes.get(cell_index, 0) + size
-        if (used > self.max_cell_output_bytes
-                or self._notebook_bytes + size > self.max_notebook_output_bytes):
+        # A test cell's output is never dropped for what earlier cells printed.
+        notebook_full = (self._notebook_bytes + size > self.max_notebook_output_bytes
+                         and not is_test_cell(self.nb.cells[cell_index]))
+        if used > self.max_cell_output_bytes or notebook_full:
             if cell_index not in self._truncated:
                 self._truncated.add(cell_index)
                 outs.append(_note_output(
                     "[grading] further output of this cell was dropped: it exceeded the output "
-                    f"budget ({self.max_cell_output_bytes // 1024 // 1024} MB per cell, "
-                    f"{self.max_notebook_output_bytes // 1024 // 1024} MB per notebook)."))
+                    f"budget ({self.max_cell_output_bytes / 2**20:g} MB per cell, "
+                    f"{self.max_notebook_output_bytes / 2**20:g} MB per notebook)."))
             return None
         self._cell_bytes[cell_index] = used
         self._notebook_bytes += size

@@ -231,3 +231,22 @@ def test_opting_out_runs_an_ordinary_kernel(tmp_path, monkeypatch):
     monkeypatch.setenv(sandbox.OPT_OUT_ENV, "off")
     outs = _run_notebook(tmp_path, ["import os; print('uid', os.getuid())"])
     assert f"uid {os.getuid()}" in _text(outs[0])
+
+
+def test_output_flood_never_hides_errors_or_results(tmp_path):
+    """Dropping output past the budget must not turn a failing test cell into a passing one:
+    errors and results (what nbgrader scores from) always survive a full budget."""
+    outs = _run_notebook(tmp_path, [
+        "print('x' * 5_000_000)",                  # past the 4 MB cell budget: dropped
+        "print('y' * 2_999_900)",                  # kept: the 3 MB notebook budget is now full
+        "print('z' * 10_000)",                     # dropped: no room left
+        "raise ValueError('the wrong answer')",    # kept although no room is left
+        "print('w' * 10_000)\n0.25",              # the value is kept, the print is not
+    ], SandboxKernelManager__course_root=str(Path(__file__).resolve().parents[1]),
+        SandboxedExecute__max_cell_output_bytes=4_000_000,
+        SandboxedExecute__max_notebook_output_bytes=3_000_000)
+    assert "output budget" in _text(outs[0]) and "x" * 100 not in _text(outs[0])
+    assert "y" * 100 in _text(outs[1])
+    assert "output budget" in _text(outs[2]) and "z" * 100 not in _text(outs[2])
+    assert any(o.output_type == "error" and "the wrong answer" in o.evalue for o in outs[3])
+    assert any(o.output_type == "execute_result" and o.data["text/plain"] == "0.25" for o in outs[4])
