@@ -180,20 +180,9 @@ class SandboxedExecute(Execute):
     async def _responds(self) -> bool:
         """Whether the kernel answers a kernel_info request within ``unresponsive_grace``."""
         try:
-            msg_id = self.kc.kernel_info()
-            deadline = time.monotonic() + self.unresponsive_grace
-            while time.monotonic() < deadline:
-                try:
-                    msg = await self.kc.shell_channel.get_msg(timeout=1)
-                except Exception:  # noqa: BLE001 - queue.Empty on timeout
-                    if not await self.kc.is_alive():
-                        return False
-                    continue
-                if msg["parent_header"].get("msg_id") == msg_id:
-                    return True
+            return await self._wait_reply(self.kc.kernel_info(), self.unresponsive_grace) is not None
         except Exception:  # noqa: BLE001 - a dead channel is an unresponsive kernel
             return False
-        return False
 
     async def _restart_and_replay(self) -> None:
         """A fresh kernel, then the earlier non-test cells re-run silently (outputs discarded)."""
@@ -214,6 +203,7 @@ class SandboxedExecute(Execute):
                 break
 
     async def _wait_reply(self, msg_id: str, timeout: float) -> dict | None:
+        """The shell reply to ``msg_id``, or None after ``timeout`` s or when the kernel died."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
