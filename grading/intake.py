@@ -124,6 +124,8 @@ def _with_notes(nb: NotebookNode, notes: list[str]) -> NotebookNode:
     cell = nbformat.v4.new_markdown_cell(text)
     if nb.get("nbformat_minor", 0) < 5:  # cell ids exist from nbformat 4.5 on
         cell.pop("id", None)
+    else:  # a fixed id, not a random one: repairing again writes the same bytes
+        cell.id = "grading-notes"
     nb.cells.insert(0, cell)
     return nb
 
@@ -153,10 +155,12 @@ def _originals(folder: Path) -> Path | None:
     return store if current == written else None
 
 
-def plan(folder: Path, release_folder: Path) -> tuple[dict[str, NotebookNode], dict[str, list[str]]]:
+def plan(folder: Path, release_folder: Path, originals: Path | None = None
+         ) -> tuple[dict[str, NotebookNode], dict[str, list[str]]]:
     """What the folder's notebooks should be graded as: {released name: notebook} and the notes
-    per released name. Reads ``.original/`` when an earlier repair left it, else the folder."""
-    source = _originals(folder) or folder
+    per released name. Reads ``originals`` (the snapshot an earlier repair left, see
+    :func:`_originals`) when given, else the folder."""
+    source = originals or folder
     expected = sorted(p.stem for p in release_folder.glob("*.ipynb"))
     present = {p.stem: p for p in sorted(source.glob("*.ipynb"))}
     unknown = [name for name in present if name not in expected]
@@ -186,10 +190,11 @@ def plan(folder: Path, release_folder: Path) -> tuple[dict[str, NotebookNode], d
 def repair_folder(folder: Path, release_folder: Path) -> list[Path]:
     """Repair one ``submitted/<student>/<assignment>/`` folder in place; return the notebooks
     nbgrader should grade. Untouched (and nothing written) when no repair is needed."""
-    graded, notes = plan(folder, release_folder)
-    if not notes and _originals(folder) is None:
+    originals = _originals(folder)
+    graded, notes = plan(folder, release_folder, originals)
+    if not notes and originals is None:
         return sorted(folder.glob("*.ipynb"))
-    if _originals(folder) is None:
+    if originals is None:
         _snapshot(folder)
     for path in folder.glob("*.ipynb"):
         path.unlink()
