@@ -10,22 +10,21 @@ L2A1 (feature visualization): :func:`check_channel_objective`, :func:`check_neur
 L2A2 (Grad-CAM): :func:`check_grad_cam`, :func:`check_counterfactual_grad_cam`,
 :func:`check_target_layers`, :func:`check_threshold_segmentation`, :func:`check_localization_box`.
 
-Importing this package seals :mod:`autograder.integrity` (snapshot of the grading code and the
-libraries it compares with, plus an audit hook that undoes changes before every cell) if the grading
-kernel (:mod:`autograder.kernel`) has not already done so before any student code ran.
+Where checks run: while autograding, in the grader's own process (:mod:`grading.trusted_tests`),
+the student's functions being proxies into their kernel (:mod:`autograder.remote`); this package
+is never importable in a student's kernel. In an instructor's kernel (a source notebook run by
+hand), in that kernel, on the notebook's own functions. :data:`TOOLBOX_IMPLEMENTATIONS` says,
+per graded name, which toolbox objects implement it (:mod:`autograder.delegation`).
 """
-from .featureviz import (check_channel_objective, check_deepdream, check_deepdream_objective, check_jitter,
-                         check_neuron_objective, check_visualize)
+from .featureviz import (TOOLBOX_IMPLEMENTATIONS as _FEATUREVIZ_TOOLBOX, check_channel_objective, check_deepdream,
+                         check_deepdream_objective, check_jitter, check_neuron_objective, check_visualize)
 from .gradcam import check_counterfactual_grad_cam, check_grad_cam, check_target_layers
 from .segmentation import check_localization_box, check_threshold_segmentation
-from . import integrity
 
-__all__ = ["check_channel_objective", "check_counterfactual_grad_cam", "check_deepdream",
+#: Graded name -> dotted paths of toolbox objects that implement it (no credit when used).
+TOOLBOX_IMPLEMENTATIONS: dict[str, tuple[str, ...]] = {**_FEATUREVIZ_TOOLBOX}
+
+__all__ = ["TOOLBOX_IMPLEMENTATIONS", "check_channel_objective", "check_counterfactual_grad_cam", "check_deepdream",
            "check_deepdream_objective", "check_grad_cam", "check_jitter", "check_localization_box",
            "check_neuron_objective", "check_target_layers", "check_threshold_segmentation",
            "check_visualize"]
-
-# Last, so that the snapshot holds the finished package. Protection wherever checks run; without the
-# grading kernel this snapshot may postdate student code (see autograder.integrity): weaker, but
-# better than none.
-integrity.seal()

@@ -6,7 +6,8 @@ follow the generator). ``visualize`` must follow Adam's exact trajectory when th
 transforms, and with transforms raise the objective at least half as much as the reference;
 ``deepdream`` must raise the layer's DeepDream objective and stay a valid image. Graded functions
 must leave the model untouched, ``.grad`` included. Using the toolbox's own version of the graded
-function (e.g. ``interpkit.featureviz.render`` inside ``visualize``) earns nothing for that part.
+function (e.g. ``interpkit.featureviz.render`` inside ``visualize``) earns nothing for that part:
+:data:`TOOLBOX_IMPLEMENTATIONS` lists them for :mod:`autograder.delegation`.
 """
 from __future__ import annotations
 
@@ -16,23 +17,33 @@ from typing import Callable
 import numpy as np
 import torch
 
-from interpkit.featureviz import deepdream as toolbox_deepdream  # the function
-from interpkit.featureviz import objectives as toolbox_objectives
-from interpkit.featureviz import transforms as toolbox_transforms
 from interpkit.images import normalize
 from solutions import featureviz as reference
 
 from . import models
+from .reference_cache import cached
 from .report import Report, graded
 from .student_call import call, call_on_model
 
-_TOOLBOX_OBJECTIVE_FUNCS = tuple(getattr(toolbox_objectives, n) for n in dir(toolbox_objectives)
-                                 if callable(getattr(toolbox_objectives, n))
-                                 and getattr(getattr(toolbox_objectives, n), "__module__", "") == toolbox_objectives.__name__)
 toolbox_render = importlib.import_module("interpkit.featureviz.render")  # the module
-_TOOLBOX_RENDER = (toolbox_render.render, toolbox_render.optimize, toolbox_render.render_layer,
-                   toolbox_render.visualize_steps)
-_TOOLBOX_JITTER = (toolbox_transforms.jitter_crop, toolbox_transforms.Jitter)
+_OBJECTIVES = "interpkit.featureviz.objectives"
+_OBJECTIVE_FUNCTIONS = tuple(f"{_OBJECTIVES}.{n}" for n in (
+    "channel_activation", "neuron_activation", "mean_squared_activation", "gram_diversity",
+    "channel_per_image", "neuron_per_image", "Objective", "as_objective", "objective_from", "channel",
+    "neuron", "deepdream", "diversity", "channels_per_image"))
+_RENDER = tuple(f"interpkit.featureviz.render.{n}" for n in ("render", "optimize", "render_layer", "visualize_steps"))
+
+#: Toolbox objects that implement a graded function: using one in that function's definition
+#: earns no credit for it (judged from the source, autograder.delegation).
+TOOLBOX_IMPLEMENTATIONS = {
+    "channel_objective": _OBJECTIVE_FUNCTIONS,
+    "neuron_objective": _OBJECTIVE_FUNCTIONS,
+    "deepdream_objective": _OBJECTIVE_FUNCTIONS,
+    "jitter": ("interpkit.featureviz.transforms.jitter_crop", "interpkit.featureviz.transforms.Jitter",
+               "interpkit.featureviz.transforms.jitter"),
+    "visualize": _RENDER,
+    "deepdream": ("interpkit.featureviz.deepdream.deepdream",),
+}
 
 
 # --------------------------------------------------------------------------- objectives
@@ -45,27 +56,29 @@ def _activation_cases(seed: int = 0) -> list[tuple[str, torch.Tensor]]:
 def _check_objective(student: Callable, ref: Callable, title: str, points: float,
                      arg_sets: Callable[[torch.Tensor], list[tuple]]) -> float:
     report = Report(title)
-    scalar = report.add("returns a scalar tensor (0-dim) that autograd can differentiate", points * 0.2)
-    values = report.add("value equals the reference on random activations", points * 0.5)
-    grads = report.add("gradient w.r.t. the activations equals the reference", points * 0.3)
-    forbidden: list[str] = []
+    scalar = report.add("returns a scalar tensor (0-dim)", points * 0.2)
+    values = report.add("value equals the reference on random activations", points * 0.6)
+    grads = report.add("differentiable: its gradient w.r.t. the activations equals the reference's",
+                       points * 0.2, kernel_observed=True)
     for label, acts in _activation_cases():
         for args in arg_sets(acts):
             case = f"{label}, arguments {args}" if args else label
-            want_acts = acts.clone().requires_grad_(True)
-            want = ref(want_acts, *args)
-            (want_grad,) = torch.autograd.grad(want, want_acts)
-            got_acts = acts.clone().requires_grad_(True)
-            outcome = call(student, got_acts, *args, forbid=_TOOLBOX_OBJECTIVE_FUNCS)
-            forbidden += outcome.forbidden_calls
+
+            def compute(acts=acts, args=args):
+                leaf = acts.clone().requires_grad_(True)
+                value = ref(leaf, *args)
+                return value.detach(), torch.autograd.grad(value, leaf)[0]
+
+            want, want_grad = cached((title, label, repr(args)), compute)
+            outcome = call(student, acts.clone().requires_grad_(True), *args, grads_wrt=(0,))
             if outcome.error:
                 for prop in (scalar, values, grads):
                     prop.fail(f"{case}: raised {outcome.error}")
                 continue
             got = outcome.value
-            ok = isinstance(got, torch.Tensor) and got.dim() == 0 and got.requires_grad
-            scalar.expect(ok, f"{case}: expected a 0-dim tensor connected to acts, got "
-                              f"{type(got).__name__}{'' if not isinstance(got, torch.Tensor) else tuple(got.shape)}")
+            scalar.expect(isinstance(got, torch.Tensor) and got.dim() == 0,
+                          f"{case}: expected a 0-dim tensor, got "
+                          f"{type(got).__name__}{'' if not isinstance(got, torch.Tensor) else tuple(got.shape)}")
             if not isinstance(got, torch.Tensor) or got.numel() != 1:
                 values.fail(f"{case}: not a single number")
                 grads.fail(f"{case}: not a single number")
@@ -74,13 +87,13 @@ def _check_objective(student: Callable, ref: Callable, title: str, points: float
             hint = " (sign flipped? objectives are MAXIMIZED)" if abs(value + float(want)) < 1e-5 * (1 + abs(value)) else ""
             values.expect(abs(value - float(want)) <= 1e-5 * (1 + abs(float(want))),
                           f"{case}: got {value:.6g}, expected {float(want):.6g}{hint}")
-            if not got.requires_grad:
-                grads.fail(f"{case}: the result is not connected to acts (detached?)")
+            got_grad = outcome.grads[0] if outcome.grads else None
+            if not got.requires_grad or got_grad is None:
+                grads.fail(f"{case}: the result is not connected to acts (detached, .item() or numpy?)")
                 continue
-            (got_grad,) = torch.autograd.grad(got.reshape(()), got_acts, allow_unused=True)
-            grads.expect(got_grad is not None and torch.allclose(got_grad, want_grad, atol=1e-6),
+            grads.expect(got_grad.shape == want_grad.shape and torch.allclose(got_grad.float(), want_grad, atol=1e-6),
                          f"{case}: the gradient differs from the reference")
-    return report.finish(forbidden)
+    return report.finish()
 
 
 @graded
@@ -123,14 +136,12 @@ def check_jitter(jitter: Callable, points: float = 3) -> float:
     crop = report.add("returns a crop (H - max_shift, W - max_shift) of the input, same for every image", points / 3)
     seeded = report.add("draws its offset from `generator` (same seed, same crop)", points / 6)
     cover = report.add("offsets cover 0 ... max_shift in both directions, ends included", points / 3)
-    grad = report.add("differentiable: gradients flow back to the input", points / 6)
-    forbidden: list[str] = []
+    grad = report.add("differentiable: gradients flow back to the input", points / 6, kernel_observed=True)
     base = torch.arange(2 * 3 * 12 * 14, dtype=torch.float32).reshape(2, 3, 12, 14)  # all values distinct
     for shape_label, image, shift in [("(2, 3, 12, 14), max_shift 4", base, 4),
                                       ("(1, 3, 9, 9), max_shift 2", base[:1, :, :9, :9].contiguous(), 2),
                                       ("(2, 3, 12, 14), max_shift 0", base, 0)]:
-        outcome = call(jitter, image.clone(), shift, torch.Generator().manual_seed(1), forbid=_TOOLBOX_JITTER)
-        forbidden += outcome.forbidden_calls
+        outcome = call(jitter, image.clone(), shift, torch.Generator().manual_seed(1))
         if outcome.error:
             crop.fail(f"{shape_label}: raised {outcome.error}")
             continue
@@ -147,9 +158,8 @@ def check_jitter(jitter: Callable, points: float = 3) -> float:
         crop.expect(same, f"{shape_label}: the output is not one crop of the input (one offset for the whole batch)")
     offsets = []
     for seed in range(120):
-        first = call(jitter, base.clone(), 4, torch.Generator().manual_seed(seed), forbid=_TOOLBOX_JITTER)
-        again = call(jitter, base.clone(), 4, torch.Generator().manual_seed(seed), forbid=_TOOLBOX_JITTER)
-        forbidden += first.forbidden_calls + again.forbidden_calls
+        first = call(jitter, base.clone(), 4, torch.Generator().manual_seed(seed))
+        again = call(jitter, base.clone(), 4, torch.Generator().manual_seed(seed))
         if first.error or again.error or not isinstance(first.value, torch.Tensor) or first.value.shape[-2:] != (8, 10):
             seeded.fail("seeded calls failed or returned the wrong shape")
             cover.fail("seeded calls failed or returned the wrong shape")
@@ -166,14 +176,14 @@ def check_jitter(jitter: Callable, points: float = 3) -> float:
                      f"over 120 seeds with max_shift 4, dy took {sorted(ys)} and dx took {sorted(xs)}; "
                      "expected every value in 0..4 (torch.randint's upper bound is exclusive)")
     leaf = base.clone().requires_grad_(True)
-    outcome = call(jitter, leaf, 4, torch.Generator().manual_seed(0), forbid=_TOOLBOX_JITTER)
-    forbidden += outcome.forbidden_calls
-    if outcome.error or not isinstance(outcome.value, torch.Tensor) or not outcome.value.requires_grad:
+    outcome = call(jitter, leaf, 4, torch.Generator().manual_seed(0), grads_wrt=(0,))
+    g = outcome.grads[0] if outcome.grads else None
+    if outcome.error or not isinstance(outcome.value, torch.Tensor) or not outcome.value.requires_grad or g is None:
         grad.fail("the output of a tensor that requires grad must itself require grad (no .detach()/.numpy())")
     else:
-        (g,) = torch.autograd.grad(outcome.value.sum(), leaf)
-        grad.expect(float(g.sum()) == outcome.value.numel(), "the gradient does not flow back to the cropped pixels")
-    return report.finish(forbidden)
+        grad.expect(float(g.sum()) == outcome.value.numel() and float(g.max()) == 1.0,
+                    "the gradient does not flow back to the cropped pixels")
+    return report.finish()
 
 
 # --------------------------------------------------------------------------- visualize
@@ -208,17 +218,16 @@ def check_visualize(visualize: Callable, points: float = 4) -> float:
                        "gradients each step, ImageNet normalization)", points * 0.375)
     gain = report.add("with the standard transforms, raises the objective at least half as much as the reference",
                       points * 0.25)
-    side = report.add("leaves the model untouched (parameters, .grad, requires_grad, mode, hooks)", points * 0.25)
-    forbidden: list[str] = []
+    side = report.add("leaves the model untouched (parameters, .grad, requires_grad, mode, hooks)", points * 0.1,
+                      kernel_observed=True)
+    gain.points += points * 0.15
     returned = 0
     for case in models.visualize_cases():
         make_param = case.param
-        want = reference.visualize(case.model, case.layer, case.objective, make_param(), case.transforms,
-                                   case.steps, case.lr)
+        want = cached(("visualize", case.label), lambda: reference.visualize(
+            case.model, case.layer, case.objective, make_param(), case.transforms, case.steps, case.lr))
         outcome, changed = call_on_model(case.model, visualize, case.model, case.layer, case.objective,
-                                         make_param(), case.transforms, case.steps, case.lr,
-                                         forbid=_TOOLBOX_RENDER, grads=True)
-        forbidden += outcome.forbidden_calls
+                                         make_param(), case.transforms, case.steps, case.lr, grads=True)
         side.expect(not changed, f"{case.label}: " + "; ".join(changed))
         if outcome.error:
             output.fail(f"{case.label}: raised {outcome.error}")
@@ -243,7 +252,7 @@ def check_visualize(visualize: Callable, points: float = 4) -> float:
                                                     f"reference by {ref_gain:.4g}{sign}")
     if not returned:
         side.fail("no call returned an image, so leaving the model untouched earns nothing yet")
-    return report.finish(forbidden)
+    return report.finish()
 
 
 # --------------------------------------------------------------------------- deepdream
@@ -251,19 +260,17 @@ def check_visualize(visualize: Callable, points: float = 4) -> float:
 def check_deepdream(deepdream: Callable, points: float = 3) -> float:
     """Grade ``deepdream(model, layer, image, steps, step_size, octaves, octave_scale)``."""
     report = Report("deepdream")
-    output = report.add("returns an image of the input's shape (H, W, 3) in [0, 1] (clipped)", points / 3)
+    output = report.add("returns an image of the input's shape (H, W, 3) in [0, 1] (clipped)", points * 0.3)
     gain = report.add("raises the layer's DeepDream objective at least half as much as the reference "
-                      "(normalized gradient steps over the octaves)", points / 3)
-    side = report.add("leaves the model untouched (parameters, .grad, requires_grad, mode, hooks)", points / 3)
-    forbidden: list[str] = []
+                      "(normalized gradient steps over the octaves)", points * 0.6)
+    side = report.add("leaves the model untouched (parameters, .grad, requires_grad, mode, hooks)", points * 0.1,
+                      kernel_observed=True)
     returned = 0
     dd = reference.deepdream_objective
     for case in models.deepdream_cases():
         args = (case.photo.copy(), case.steps, case.step_size, case.octaves, case.octave_scale)
-        want = reference.deepdream(case.model, case.layer, *args)
-        outcome, changed = call_on_model(case.model, deepdream, case.model, case.layer, *args,
-                                         forbid=(toolbox_deepdream,), grads=True)
-        forbidden += outcome.forbidden_calls
+        want = cached(("deepdream", case.label), lambda: reference.deepdream(case.model, case.layer, *args))
+        outcome, changed = call_on_model(case.model, deepdream, case.model, case.layer, *args, grads=True)
         side.expect(not changed, f"{case.label}: " + "; ".join(changed))
         if outcome.error:
             output.fail(f"{case.label}: raised {outcome.error}")
@@ -284,5 +291,5 @@ def check_deepdream(deepdream: Callable, points: float = 3) -> float:
                     "(normalize each gradient step by the gradient's mean absolute value)")
     if not returned:
         side.fail("no call returned an image, so leaving the model untouched earns nothing yet")
-    return report.finish(forbidden)
+    return report.finish()
 

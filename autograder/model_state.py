@@ -2,8 +2,15 @@
 
 Graded functions must leave the model exactly as they found it: parameter and buffer values,
 ``requires_grad`` flags, each module's train/eval mode, and the hooks registered on it.
-Parameter ``.grad`` fields may be filled by a hooks + backward implementation (that is allowed);
-they are restored anyway so that cases do not leak into each other.
+Parameter ``.grad`` fields may be filled by a hooks + backward implementation (that is allowed
+unless ``grads=True``); they are restored anyway so that cases do not leak into each other.
+
+While autograding, the student's function runs in their kernel and what it changed there is
+copied onto the grader's model (:mod:`autograder.remote`) before :func:`differences` looks.
+
+Values are compared, not version counters: BatchNorm's running statistics and writes through
+``.data`` change a tensor without bumping its version. :func:`restore` writes only what changed
+(so an untouched model keeps its version counters, and the kernel's copy of it stays valid).
 """
 from __future__ import annotations
 
@@ -52,6 +59,11 @@ def _names(items, limit: int = 3) -> str:
     return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
 
 
+def _moved(tensors: dict[str, torch.Tensor], saved: dict[str, torch.Tensor]) -> list[str]:
+    return [n for n, t in tensors.items() if n in saved and
+            (t.shape != saved[n].shape or not torch.equal(t.detach(), saved[n]))]
+
+
 def differences(model: nn.Module, state: ModelState, grads: bool = False) -> list[str]:
     """Human-readable list of what changed since ``state`` (empty: nothing changed).
 
@@ -67,16 +79,14 @@ def differences(model: nn.Module, state: ModelState, grads: bool = False) -> lis
                          "torch.autograd.grad w.r.t. the image only, or restore the model's .grad)")
     if set(params) != set(state.params):
         found.append("the model's set of parameters changed")
-    changed = [n for n, p in params.items() if n in state.params and
-               (p.shape != state.params[n].shape or not torch.equal(p.detach(), state.params[n]))]
+    changed = _moved(params, state.params)
     if changed:
         found.append(f"parameter values changed: {_names(changed)} (never step an optimizer "
                      "or write into the weights)")
     flipped = [n for n, p in params.items() if state.requires_grad.get(n, p.requires_grad) != p.requires_grad]
     if flipped:
         found.append(f"requires_grad changed on {_names(flipped)} (restore it if you switch it)")
-    buffers = dict(model.named_buffers())
-    moved = [n for n, b in buffers.items() if n in state.buffers and not torch.equal(b, state.buffers[n])]
+    moved = _moved(dict(model.named_buffers()), state.buffers)
     if moved:
         found.append(f"buffers changed: {_names(moved)} (e.g. BatchNorm statistics updated in train mode)")
     modes = [n for n, m in model.named_modules() if state.training.get(n, m.training) != m.training]
@@ -94,15 +104,23 @@ def differences(model: nn.Module, state: ModelState, grads: bool = False) -> lis
 
 
 def restore(model: nn.Module, state: ModelState) -> None:
-    """Put ``model`` back exactly as in ``state`` (values, flags, modes, grads, hooks)."""
+    """Put ``model`` back exactly as in ``state`` (values, flags, modes, grads, hooks), writing
+    only what changed."""
     with torch.no_grad():
-        for n, p in model.named_parameters():
-            if n in state.params and p.shape == state.params[n].shape:
+        for n in _moved(dict(model.named_parameters()), state.params):
+            p = model.get_parameter(n)
+            if p.shape == state.params[n].shape:
                 p.copy_(state.params[n])
+        for n, p in model.named_parameters():
             p.requires_grad_(state.requires_grad.get(n, p.requires_grad))
-            p.grad = None if state.grads.get(n) is None else state.grads[n].clone()
-        for n, b in model.named_buffers():
-            if n in state.buffers:
+            saved = state.grads.get(n)
+            if saved is None:
+                p.grad = None
+            elif p.grad is None or not torch.equal(p.grad, saved):
+                p.grad = saved.clone()
+        for n in _moved(dict(model.named_buffers()), state.buffers):
+            b = model.get_buffer(n)
+            if b.shape == state.buffers[n].shape:
                 b.copy_(state.buffers[n])
     for n, m in model.named_modules():
         m.training = state.training.get(n, m.training)

@@ -6,8 +6,9 @@
   uses are untouched);
 - the real EfficientNet-Lite0 (ImageNet weights, offline) on real photos.
 
-This module is the only part of the autograder that a student's function may run (the models'
-forward passes); :mod:`autograder.student_call` exempts it from the reference-call watch.
+The cases travel to the student's kernel (pickled by the grader, :mod:`autograder.remote`), so
+everything a case holds is built from torchvision and :mod:`interpkit` (importable there) or is a
+closure defined here (sent by value).
 """
 from __future__ import annotations
 
@@ -19,7 +20,10 @@ import torchvision
 from torch import nn
 
 from interpkit import get_layer, load_model, preprocess, sample_image, two_objects
+from interpkit.featureviz import objectives
 from interpkit.toy_models import ConvStack, GapLinearNet
+
+from .reference_cache import cached
 
 
 @dataclass(frozen=True)
@@ -99,12 +103,14 @@ def real_model() -> nn.Module:
 
 @lru_cache(maxsize=None)
 def real_inputs() -> dict[str, torch.Tensor]:
-    composite = two_objects(112)
-    return {
-        "cat photo": preprocess(sample_image("cat"), "efficientnet_lite0"),
-        "coffee photo": preprocess(sample_image("coffee", 160), "efficientnet_lite0", size=160),
-        "cat+coffee composite": preprocess(composite, "efficientnet_lite0", size=composite.shape[:2]),
-    }
+    def compute():
+        composite = two_objects(112)
+        return {
+            "cat photo": preprocess(sample_image("cat"), "efficientnet_lite0"),
+            "coffee photo": preprocess(sample_image("coffee", 160), "efficientnet_lite0", size=160),
+            "cat+coffee composite": preprocess(composite, "efficientnet_lite0", size=composite.shape[:2]),
+        }
+    return cached(("real_inputs",), compute)
 
 
 def hand_built_cases() -> list[Case]:
@@ -166,8 +172,7 @@ def _centre_neuron(c: int):
     return lambda acts: acts[:, c, acts.shape[2] // 2, acts.shape[3] // 2].mean()
 
 
-def _mean_square(acts):
-    return (acts ** 2).mean()
+_mean_square = objectives.mean_squared_activation  # importable in the student's kernel (the cases travel there)
 
 
 @dataclass(frozen=True)

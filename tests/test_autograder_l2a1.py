@@ -1,6 +1,6 @@
 """The L2A1 checks, called in-process: full marks for correct implementations, lost points for every
-planted bug in its own checks only, no credit for delegating to the reference or to the toolbox's own
-version of the graded function, stdout only."""
+planted bug in its own checks only, stdout only. (Delegation to the reference or to the toolbox's own
+version of a graded function is judged from the source: test_delegation.py.)"""
 from __future__ import annotations
 
 import pytest
@@ -43,37 +43,6 @@ def test_each_bug_loses_points_in_its_own_checks_only(variant, answers):
         assert "FAIL" in scores[cell][1] and " - " in scores[cell][1]
 
 
-def _uses_toolbox_render(model, layer, objective, image_param, transforms, steps, lr):
-    from interpkit.featureviz import render
-    return render(model, layer, objective, param=image_param, transforms=transforms, steps=steps, lr=lr)[0]
-
-
-def _uses_toolbox_jitter(image, max_shift, generator=None):
-    from interpkit.featureviz import jitter_crop
-    return jitter_crop(image, max_shift, generator)
-
-
-def _uses_reference_deepdream(model, layer, image, steps=10, step_size=0.01, octaves=4, octave_scale=1.4):
-    import solutions.featureviz
-    return solutions.featureviz.deepdream(model, layer, image, steps, step_size, octaves, octave_scale)
-
-
-def _uses_toolbox_objective(acts, channel):
-    from interpkit.featureviz.objectives import channel_activation
-    return channel_activation(acts, channel)
-
-
-@pytest.mark.parametrize("check, cheat", [
-    (autograder.check_visualize, _uses_toolbox_render),
-    (autograder.check_jitter, _uses_toolbox_jitter),
-    (autograder.check_deepdream, _uses_reference_deepdream),
-    (autograder.check_channel_objective, _uses_toolbox_objective),
-], ids=["visualize", "jitter", "deepdream", "channel_objective"])
-def test_delegating_to_the_toolbox_or_reference_gets_no_credit(check, cheat):
-    score, report = quiet(check, cheat)
-    assert score == 0.0 and "calls the reference solution or the autograder" in report
-
-
 def test_reports_go_to_stdout_only(answers, capfd):
     namespace = run_answers(A, answers)
     for cell, (name, check, pts) in CHECKS.items():
@@ -102,4 +71,4 @@ def test_visualize_side_effects_include_parameter_gradients(answers):
         return result
 
     score, report = quiet(autograder.check_visualize, leaves_grads)
-    assert score == 3.0 and ".grad" in report
+    assert score == pytest.approx(3.6) and ".grad" in report  # the side-effect property: 1/10
