@@ -1,8 +1,13 @@
 """nbgrader configuration of the Lecture 2 course (feature visualization and Grad-CAM).
 
 Run every nbgrader command from this folder (the course root). The config locates itself, so
-autograding works wherever the course is copied: the course root is put on the grading kernel's
-import path (hidden tests import ``autograder`` and ``solutions``; notebooks import ``interpkit``).
+autograding works wherever the course is copied: the course root is put on the import path of
+nbgrader and of its kernels (notebooks import ``interpkit``; instructors running a source notebook
+by hand import ``autograder``).
+
+Autograding is trusted: the student's kernel only runs the student's cells; every test cell runs
+in nbgrader's own process (grading/execute.py, grading/trusted_tests.py), which writes the
+outputs nbgrader scores. See the README's "Grading contract".
 """
 import os
 
@@ -39,11 +44,14 @@ if COURSE_ROOT not in _path.split(os.pathsep):
 # bitwise reproducible. Set OMP_NUM_THREADS yourself to override.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-# --- Grading sandbox: every autograde kernel runs in bubblewrap (grading/sandbox.py) ---
-# Read-only file system showing only the system, Python, interpkit/autograder/solutions and the
-# student's own autograded folder; no network; an unprivileged uid; the limits below. A dead or
-# hung kernel no longer stops a student's grading (grading/execute.py). Without a working bwrap,
-# `nbgrader autograde` refuses; opt out explicitly (unprotected!) with INTERP_GRADING_SANDBOX=off.
+# --- Trusted grading: sandboxed kernels (grading/sandbox.py), tests in the grader ---
+# Each submission is graded as the release's cells with the student's sources (grading/rebuild.py:
+# no metadata, outputs or kernelspec of the submission is used). The kernel runs in bubblewrap:
+# read-only file system with the system, Python (student packages only), interpkit/ and witness/;
+# writable: size-limited private tmpfs only; no network; an unprivileged uid; the limits below.
+# Test cells run here, in nbgrader's process. A dead or hung kernel no longer stops a student's
+# grading. Without a working bwrap, `nbgrader autograde` refuses; opt out explicitly (the
+# student's code then runs with your rights) with INTERP_GRADING_SANDBOX=off.
 import sys  # noqa: E402
 
 # nbgrader resolves plugins by import name in its own process; appended, so nothing installed
@@ -54,24 +62,34 @@ if COURSE_ROOT not in sys.path:
 
 def _configure_sandbox(c) -> None:
     from nbgrader.converters import Autograde
-    from nbgrader.preprocessors import Execute
+    from nbgrader.preprocessors import Execute, SaveAutoGrades
 
     from grading import sandbox
     from grading.intake import repair_submission
 
-    # nbgrader's own autograde steps, with its Execute replaced by the sandboxed one.
-    c.Autograde.autograde_preprocessors = [
-        "grading.execute.SandboxedExecute" if p is Execute else p
-        for p in Autograde.class_traits()["autograde_preprocessors"].default()
-    ]
+    # nbgrader's own steps: first the trusted rebuild of the submission; Execute replaced by the
+    # trusted one; review flags saved right after the scores.
+    c.Autograde.sanitize_preprocessors = ["grading.rebuild.RebuildFromRelease"] + list(
+        Autograde.class_traits()["sanitize_preprocessors"].default())
+    steps = []
+    for p in Autograde.class_traits()["autograde_preprocessors"].default():
+        steps.append("grading.execute.TrustedExecute" if p is Execute else p)
+        if p is SaveAutoGrades:
+            steps.append("grading.review.FlagForReview")
+    c.Autograde.autograde_preprocessors = steps
+    c.RebuildFromRelease.course_root = COURSE_ROOT
+    c.TrustedExecute.course_root = COURSE_ROOT
     c.SandboxKernelManager.course_root = COURSE_ROOT
     c.SandboxKernelManager.memory_bytes = 12 * 1024 ** 3   # address space; torch maps ~3.3 GB
     c.SandboxKernelManager.max_processes = 256             # processes + threads of its uid
     c.SandboxKernelManager.cpu_seconds = 3600              # per process
-    c.SandboxKernelManager.file_bytes = 1024 ** 3          # largest file a kernel may write
-    c.SandboxedExecute.max_cell_output_bytes = 4 * 1024 ** 2
-    c.SandboxedExecute.max_notebook_output_bytes = 24 * 1024 ** 2
-    # Unreadable, renamed or structurally damaged notebooks are repaired (originals kept in
+    c.SandboxKernelManager.file_bytes = 256 * 1024 ** 2    # largest file a kernel may write
+    c.SandboxKernelManager.work_bytes = 256 * 1024 ** 2    # tmpfs: working directory
+    c.SandboxKernelManager.tmp_bytes = 512 * 1024 ** 2     # tmpfs: /tmp
+    c.SandboxKernelManager.shm_bytes = 64 * 1024 ** 2      # tmpfs: /dev/shm
+    c.TrustedExecute.max_cell_output_bytes = 4 * 1024 ** 2
+    c.TrustedExecute.max_notebook_output_bytes = 24 * 1024 ** 2
+    # Unreadable or renamed notebooks are repaired (originals kept in
     # submitted/<student>/<assignment>/.original/) so that every student gets a score and
     # feedback.
     c.Autograde.pre_convert_hook = repair_submission
@@ -84,6 +102,9 @@ except Exception as _err:  # noqa: BLE001
     # nbgrader would log a broken config file and go on grading *unprotected*: stop instead.
     sys.stderr.write(f"[grading sandbox] nbgrader_config.py could not set up grading: {_err!r}\n")
     raise SystemExit(2)
+
+# Feedback and the formgrader render students' markdown and outputs: sanitized, no scripts.
+c.HTMLExporter.sanitize_html = True
 
 # --- Submission paths: exchange, LMS uploads (zip_collect), late policy ---
 # The plugins below live in grading/ (importable: the course root was appended to sys.path above).

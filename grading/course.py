@@ -27,13 +27,13 @@ TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S.%f UTC"
 
 #: What a course needs, copied by :func:`copy_course` when present.
 COURSE_ITEMS = (
-    "nbgrader_config.py", "source", "release", "interpkit", "solutions", "autograder",
-    "grading", "examples",
+    "nbgrader_config.py", "requirements.txt", "source", "release", "interpkit", "witness",
+    "solutions", "autograder", "grading", "examples",
 )
 #: Never copied: caches, the environment, and nbgrader's per-student data and gradebook.
 COPY_IGNORE = (
     "__pycache__", "*.pyc", ".ipynb_checkpoints", ".venv", "submitted", "autograded",
-    "feedback", "gradebook.db", "nbgrader.log",
+    "feedback", "gradebook.db", "nbgrader.log", ".grading-cache",
 )
 
 _BIN = Path(sys.executable).parent

@@ -1,19 +1,18 @@
-"""Submission intake: damaged notebooks are repaired before nbgrader grades them.
+"""Submission intake: notebooks nbgrader could not read at all are repaired before it grades.
 
 nbgrader drops a student from a whole autograde run (no grades, no feedback) when a notebook is
-unreadable (truncated JSON, an empty file) or carries another name than the released one, and it
-grades deleted or reordered cells unpredictably. :func:`repair_submission` runs as nbgrader's
-``Autograde.pre_convert_hook`` (``nbgrader_config.py``), in the grader's process, before each
-student's notebooks are read:
+unreadable (truncated JSON, an empty file) or carries another name than the released one.
+:func:`repair_submission` runs as nbgrader's ``Autograde.pre_convert_hook``
+(``nbgrader_config.py``), in the grader's process, before each student's notebooks are read:
 
 - **unreadable** notebook: replaced by the released notebook (unanswered), so the student is
   graded (0 for the autograded parts) and gets feedback that says what happened;
 - **renamed** notebook (``Copy of L2A2_gradcam.ipynb``, ``mine.ipynb``): when the released name
-  is missing and exactly one other notebook is there, it is graded under the released name;
-- **structure**: deleted answer or test cells are restored from the released notebook (a deleted
-  answer is the unanswered stub), grade cells are put back in the released order (each student
-  cell travels with the grade cell above it), a copy of a grade cell keeps its code but loses its
-  grading metadata. An intact notebook is left byte-for-byte as submitted.
+  is missing and exactly one other notebook is there, it is graded under the released name.
+
+An intact notebook is left byte-for-byte as submitted. Cell-level damage (deleted, reordered or
+copied cells, forged metadata) needs no file repair: :mod:`grading.rebuild` grades every
+submission as the release's cells with the student's sources.
 
 Each repaired notebook starts with a "Grading notes" cell listing what was done. Nothing is
 lost: before the first repair, the submitted notebooks are copied to ``.original/`` in the
@@ -67,55 +66,6 @@ def _read(path: Path) -> tuple[NotebookNode | None, str | None]:
 
 def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def restructure(student: NotebookNode, template: NotebookNode) -> tuple[NotebookNode, list[str]]:
-    """The student's notebook with the template's grade cells, in the template's order.
-
-    Every grade cell (answer, test, written answer, task) of ``template`` appears once, in order:
-    the student's version when present (nbgrader later restores test cells' sources itself),
-    else the template's. Cells without a grade id stay after the grade cell they followed. An
-    unknown or repeated grade id loses its grading metadata. Returns the notebook and notes; no
-    notes means it is unchanged.
-    """
-    order = [gid for gid in (_grade_id(c) for c in template.cells) if gid]
-    template_cells = {_grade_id(c): c for c in template.cells if _grade_id(c)}
-    notes: list[str] = []
-    seen: dict[str, NotebookNode] = {}
-    followers: dict[str | None, list[NotebookNode]] = {None: []}
-    student_order: list[str] = []
-    anchor: str | None = None
-    for cell in student.cells:
-        gid = _grade_id(cell)
-        if gid in template_cells and gid not in seen:
-            seen[gid] = cell
-            student_order.append(gid)
-            anchor = gid
-            followers.setdefault(gid, [])
-            continue
-        if gid is not None:
-            cell = copy.deepcopy(cell)
-            cell.metadata.pop("nbgrader", None)
-            notes.append(f"a copy of (or unknown) graded cell `{gid}` was kept as an ordinary "
-                         "cell")
-        followers.setdefault(anchor, []).append(cell)
-    missing = [gid for gid in order if gid not in seen]
-    for gid in missing:
-        kind = "answer" if template_cells[gid].metadata["nbgrader"].get("solution") else "test"
-        notes.append(f"the {kind} cell `{gid}` was missing and was restored from the released "
-                     "notebook" + (" (unanswered)" if kind == "answer" else ""))
-    if [g for g in order if g in seen] != student_order:
-        notes.append("graded cells were out of order and were put back in the assignment's "
-                     "order (your own cells moved with the graded cell above them)")
-    if not notes:
-        return student, []
-    cells = list(followers[None])
-    for gid in order:
-        cells.append(seen.get(gid) or copy.deepcopy(template_cells[gid]))
-        cells.extend(followers.get(gid, []))
-    result = copy.deepcopy(student)
-    result.cells = cells
-    return result, notes
 
 
 def _with_notes(nb: NotebookNode, notes: list[str]) -> NotebookNode:
@@ -181,8 +131,6 @@ def plan(folder: Path, release_folder: Path, originals: Path | None = None
                                "instructor to look at.")
             result[name] = template
             continue
-        nb, structure_notes = restructure(nb, template)
-        notes[name].extend(structure_notes)
         result[name] = nb
     return result, {k: v for k, v in notes.items() if v}
 
