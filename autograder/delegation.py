@@ -221,6 +221,30 @@ class Analysis:
                     self.top_level_dynamic += self._dynamic(cell, node, {})
 
     # ------------------------------------------------------------------ per graded name
+    @staticmethod
+    def _globals_used(node: ast.AST) -> set[str]:
+        """Names ``node`` reads from the notebook's global scope: every name a top-level statement
+        reads; for a function or class, the names it reads minus its own locals (its arguments
+        and whatever it assigns, unless declared ``global``)."""
+        loads = {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+            return loads
+        local = {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, (ast.Store, ast.Del))}
+        for sub in ast.walk(node):
+            if isinstance(sub, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+                args = sub.args
+                local |= {a.arg for a in [*args.posonlyargs, *args.args, *args.kwonlyargs,
+                                          *([args.vararg] if args.vararg else []),
+                                          *([args.kwarg] if args.kwarg else [])]}
+                if sub is not node and not isinstance(sub, ast.Lambda):
+                    local.add(sub.name)
+            elif isinstance(sub, (ast.Import, ast.ImportFrom)):
+                local |= set(_imports(sub))
+            elif isinstance(sub, ast.ExceptHandler) and sub.name:
+                local.add(sub.name)
+        declared = {n for sub in ast.walk(node) if isinstance(sub, ast.Global) for n in sub.names}
+        return loads - (local - declared)
+
     def _closure(self, name: str) -> list[_Statement]:
         """Every statement that defines ``name`` or a notebook name its definition uses."""
         seen_names, seen_nodes, out, todo = set(), set(), [], [name]
@@ -236,9 +260,7 @@ class Analysis:
                 out.append(statement)
                 if isinstance(statement.node, (ast.Import, ast.ImportFrom)):
                     continue
-                for node in ast.walk(statement.node):
-                    if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id in self.bindings:
-                        todo.append(node.id)
+                todo.extend(n for n in self._globals_used(statement.node) if n in self.bindings)
         return out
 
     def _references(self, node: ast.AST, local: dict[str, set[_Target]]
@@ -281,7 +303,30 @@ class Analysis:
                 if hit:
                     key = (statement.cell.label, getattr(node, "lineno", 0))
                     found.setdefault(key, self._finding(path, statement.cell, node))
+            for named, node in self._named_modules(statement.node, local):
+                if named.split(".")[0] in FORBIDDEN_PACKAGES:
+                    key = (statement.cell.label, getattr(node, "lineno", 0))
+                    found.setdefault(key, self._finding(named, statement.cell, node))
         return sorted(found.values(), key=lambda f: (f.cell, f.line))
+
+    def _named_modules(self, node: ast.AST, local: dict[str, set[_Target]]) -> Iterable[tuple[str, ast.AST]]:
+        """Modules named by a string constant where a module is looked up by name:
+        ``importlib.import_module("x")``, ``__import__("x")``, ``sys.modules["x"]``."""
+        def paths(expr) -> set[str]:
+            parts = _dotted(expr)
+            if not parts:
+                return set()
+            bases = local.get(parts[0], set()) | self.aliases.get(parts[0], set())
+            return {".".join([b.dotted, *parts[1:]]) for b in bases} | {".".join(parts)}
+
+        for sub in ast.walk(node):
+            if isinstance(sub, ast.Call) and sub.args and isinstance(sub.args[0], ast.Constant) \
+                    and isinstance(sub.args[0].value, str):
+                if paths(sub.func) & {"importlib.import_module", "__import__"}:
+                    yield sub.args[0].value, sub
+            elif isinstance(sub, ast.Subscript) and isinstance(sub.slice, ast.Constant) \
+                    and isinstance(sub.slice.value, str) and "sys.modules" in paths(sub.value):
+                yield sub.slice.value, sub
 
     def review(self, name: str) -> list[Finding]:
         """Dynamic lookups to be reviewed for ``name``: in its definition, or at the top level of

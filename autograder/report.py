@@ -8,8 +8,9 @@ process and the grader writes the cell's outputs (:mod:`grading.trusted_tests`);
 instructor's kernel they print as any cell does.
 
 A property judged from what the student's kernel says about itself (side effects on the model,
-gradients) is marked ``kernel_observed``: the report says so, and such properties carry little
-weight, since the kernel belongs to the student.
+gradients) is marked ``kernel_observed``: the report says so, such properties carry little
+weight (a tenth to a fifth of a check), and they earn nothing unless the grader verified a result
+of the same function (:data:`UNVERIFIED`), since the kernel belongs to the student.
 """
 from __future__ import annotations
 
@@ -21,6 +22,10 @@ import warnings
 from dataclasses import dataclass, field
 
 KERNEL_OBSERVED = "as observed in your kernel"
+#: Why a kernel-observed property earns nothing: the kernel's word counts only beside a result the
+#: grader verified (a forged "nothing changed" must not buy points for a function that does nothing).
+UNVERIFIED = ("no call returned the reference's result, so what your kernel reports about side "
+              "effects earns nothing yet")
 
 
 @dataclass

@@ -1,17 +1,20 @@
 #!/usr/bin/env python
-"""Wall time of ``nbgrader autograde`` with the grading sandbox against without it, same run.
+"""Wall time of ``nbgrader autograde``: the trusted grading path against the previous one, same run.
 
 Run from the repository root (``.venv/bin`` on ``PATH``: nbgrader calls ``alembic`` from it)::
 
-    OMP_NUM_THREADS=1 .venv/bin/python bench/bench_autograde.py     # about 15-25 min on 2 cores
+    OMP_NUM_THREADS=1 .venv/bin/python bench/bench_autograde.py     # about 30-40 min on 2 cores
     .venv/bin/python bench/bench_autograde.py --quick               # smoke test, L2A2 only
     .venv/bin/python bench/bench_autograde.py --batch 10 --repeats 1 --assignments L2A2_gradcam
 
-Everything is graded in a scratch copy of the course (``grading.course.copy_course`` into a
-temporary folder, releases regenerated there); the course's own ``submitted/``, ``autograded/``
-and ``gradebook.db`` are never touched. Every submission is the release notebook filled with the
-instructor's answers (``grading.submissions.fill`` + ``solution_answers``), so every hidden check
-runs to the end (a failing submission would stop early and time less).
+Two scratch courses are built in a temporary folder, both sandboxed, both graded with the same
+virtual environment: ``previous`` from the git revision ``--baseline`` (default
+:data:`BASELINE_REF`, the last commit whose hidden tests ran inside the student's kernel, with
+the in-kernel integrity seal), extracted with ``git archive``; ``trusted`` from this working
+tree (test cells run in nbgrader's process, references cached). The course's own
+``submitted/``, ``autograded/`` and ``gradebook.db`` are never touched. Every submission is the
+release notebook filled with the instructor's answers (``grading.submissions.fill`` +
+``solution_answers``), so every hidden check runs to the end.
 
 What is measured (one timed call = one ``nbgrader autograde ASSIGNMENT --force`` subprocess,
 through ``grading.course.nbgrader``: nbgrader's start-up, the gradebook, one grading kernel per
@@ -23,24 +26,21 @@ notebook and every test cell):
     ``--batch`` students (default 20) of L2A2_gradcam graded by ONE ``nbgrader autograde`` call
     (no ``--student``), as an instructor grades a class; ``per sub`` is the call's time / N.
 
-Each measurement runs with the sandbox (``INTERP_GRADING_SANDBOX=on``: the kernels start inside
-bubblewrap, ``grading/sandbox.py``) and without it (``INTERP_GRADING_SANDBOX=off``, passed to
-the nbgrader subprocess with ``course.nbgrader(..., env=...)``: plain Jupyter kernels). The two
-alternate (``bench.timing.measure``: interleaved, order reversed every other round) and are
-repeated ``--repeats`` times; the median is reported, so that load from other work on the machine
-affects both alike. Per-submission rows run ``--warmup`` untimed rounds first (default 1: file
-caches and the course packages' ``__pycache__`` filled, for both modes alike); the batch rows run
-after them in the same scratch course, with no warm-up of their own. After every timed call the
-gradebook is read: every autograded cell of every graded student must have full marks, otherwise
-the benchmark stops (a broken grading run would time something else).
+The two paths alternate (``bench.timing.measure``: interleaved, order reversed every other
+round) and are repeated ``--repeats`` times; the median is reported. Per-submission rows run
+``--warmup`` untimed rounds first (default 1: file caches filled, and the trusted path's
+reference cache, which a class's first student fills, for both paths alike); the batch rows run
+after them in the same scratch courses. After every timed call the gradebook is read: every
+autograded cell of every graded student must have full marks, otherwise the benchmark stops.
 
-Goal: sandbox overhead < 10 %, i.e. sandbox / no sandbox < 1.10 on every row.
+Goal: trusted / previous <= 1.00 on every row.
 """
 from __future__ import annotations
 
 import argparse
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -55,13 +55,14 @@ from bench.timing import Method, load_average, measure, table  # noqa: E402
 
 ASSIGNMENTS = ("L2A1_feature_visualization", "L2A2_gradcam")
 BATCH_ASSIGNMENT = "L2A2_gradcam"
-GOAL = 1.10
+GOAL = 1.00
 DEFAULT_BATCH = 20
 DEFAULT_REPEATS = 3
 QUICK_BATCH = 3
 NOISY = 0.25
-SANDBOX, PLAIN = "sandbox", "no sandbox"
-MODES = {SANDBOX: "on", PLAIN: "off"}  # values of INTERP_GRADING_SANDBOX
+TRUSTED, PREVIOUS = "trusted", "previous"
+#: The last commit of the previous grading path (hidden tests in the student's kernel).
+BASELINE_REF = "d1ff9e6"
 
 
 @dataclass
@@ -79,11 +80,11 @@ class Row:
 
     @property
     def ratio(self) -> float:
-        return self.median(SANDBOX) / self.median(PLAIN)
+        return self.median(TRUSTED) / self.median(PREVIOUS)
 
     @property
     def met(self) -> bool:
-        return self.ratio < GOAL
+        return self.ratio <= GOAL
 
     @property
     def spread(self) -> float | None:
@@ -102,15 +103,24 @@ def notebook_name(root: Path, assignment: str) -> str:
     return path.name
 
 
-def build_course(dest: Path, assignments: list[str], batch: int) -> Path:
-    """A scratch course in ``dest``: releases regenerated, the instructor's answers submitted by
-    ``s000`` for every assignment and by ``s000``..``s<batch-1>`` for the batch assignment."""
+def extract_baseline(ref: str, dest: Path) -> Path:
+    """The course files of git revision ``ref`` of this repository, in ``dest``."""
+    dest.mkdir(parents=True)
+    archive = subprocess.run(["git", "-C", str(REPO_ROOT), "archive", ref], capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
+    return dest
+
+
+def build_course(dest: Path, assignments: list[str], batch: int, source: Path = REPO_ROOT) -> Path:
+    """A scratch course in ``dest`` copied from ``source``: releases regenerated, the
+    instructor's answers submitted by ``s000`` for every assignment and by
+    ``s000``..``s<batch-1>`` for the batch assignment."""
     import nbformat
 
     from grading import course
     from grading.submissions import fill, solution_answers
 
-    root = course.copy_course(dest)
+    root = course.copy_course(dest, source)
     for assignment in assignments:
         course.generate_release(assignment, root)
         name = notebook_name(root, assignment)
@@ -135,43 +145,42 @@ def check_full_marks(root: Path, assignment: str, students: list[str]) -> None:
                                f"{lost}: grading is broken, timings would be meaningless")
 
 
-def autograde_methods(root: Path, assignment: str, students: list[str] | None,
+def autograde_methods(roots: dict[str, Path], assignment: str, students: list[str] | None,
                       check_students: list[str]) -> list[Method]:
-    """One Method per mode: ``nbgrader autograde`` (``--student`` for each of ``students``; all
-    submitted students when None), gradebook checked after the call (untimed)."""
+    """One Method per grading path: ``nbgrader autograde`` in that path's course (``--student``
+    for each of ``students``; all submitted students when None), gradebook checked after the
+    call (untimed). ``PYTHONPATH`` is cleared: each course's config puts its own root there."""
     from grading import course
-    from grading.sandbox import OPT_OUT_ENV
 
     args = ["autograde", assignment, "--force"]
     if students is not None:
         args += [f"--student={s}" for s in students]
 
-    def make(mode: str) -> Method:
-        env = {OPT_OUT_ENV: MODES[mode]}
-        return Method(mode, lambda: course.nbgrader(*args, root=root, env=env),
+    def make(path: str) -> Method:
+        root = roots[path]
+        return Method(path, lambda: course.nbgrader(*args, root=root, env={"PYTHONPATH": ""}),
                       teardown=lambda: check_full_marks(root, assignment, check_students))
 
-    return [make(SANDBOX), make(PLAIN)]
+    return [make(TRUSTED), make(PREVIOUS)]
 
 
-def measure_row(root: Path, kind: str, assignment: str, n: int, repeats: int, warmup: int) -> Row:
+def measure_row(roots: dict[str, Path], kind: str, assignment: str, n: int, repeats: int, warmup: int) -> Row:
     students = student_ids(n)
-    methods = autograde_methods(root, assignment, None if kind == "batch" else students,
-                                students)
+    methods = autograde_methods(roots, assignment, None if kind == "batch" else students, students)
     return Row(kind, assignment, n, measure(methods, repeats, warmup))
 
 
 def format_report(rows: list[Row], repeats: int) -> str:
     s = lambda x: f"{x:.1f}"  # noqa: E731
-    header = ["measurement", "assignment", "N", "sandbox s", "no sandbox s", "sandbox/no",
-              f"goal <{GOAL:.2f}", "sandbox s/sub", "no sandbox s/sub", "spread"]
+    header = ["measurement", "assignment", "N", "trusted s", "previous s", "trusted/prev",
+              f"goal <={GOAL:.2f}", "trusted s/sub", "previous s/sub", "spread"]
     body = []
     for r in rows:
         sp = r.spread
         body.append([
-            r.kind, r.assignment, str(r.n), s(r.median(SANDBOX)), s(r.median(PLAIN)),
+            r.kind, r.assignment, str(r.n), s(r.median(TRUSTED)), s(r.median(PREVIOUS)),
             f"{r.ratio:.2f}x", "met" if r.met else "missed",
-            s(r.median(SANDBOX) / r.n), s(r.median(PLAIN) / r.n),
+            s(r.median(TRUSTED) / r.n), s(r.median(PREVIOUS) / r.n),
             "-" if sp is None else f"{100 * sp:.0f}%" + (" (noisy)" if sp > NOISY else ""),
         ])
     missed = [f"{r.kind} {r.assignment}" for r in rows if not r.met]
@@ -179,8 +188,8 @@ def format_report(rows: list[Row], repeats: int) -> str:
         f"nbgrader autograde wall time (median of {repeats} repeat(s), seconds per call)",
         table(header, body, left=2),
         "",
-        f"Goal: sandbox overhead < {100 * (GOAL - 1):.0f} % (sandbox / no sandbox < {GOAL:.2f}) "
-        "on every row: " + ("met on all rows." if not missed else f"MISSED on {', '.join(missed)}."),
+        f"Goal: trusted / previous <= {GOAL:.2f} on every row: "
+        + ("met on all rows." if not missed else f"MISSED on {', '.join(missed)}."),
         "s/sub: seconds per submission (the call's time / N; per-submission rows: N = 1).",
         f"spread: widest (max - min) / median of the two modes over the repeats; above "
         f"{100 * NOISY:.0f}% the machine was busy and the row is unreliable ('-': one repeat).",
@@ -202,6 +211,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=None,
                         help="untimed rounds before each per-submission row (default 1; 0 with "
                              "--quick)")
+    parser.add_argument("--baseline", default=BASELINE_REF, metavar="REF",
+                        help=f"git revision of the previous grading path (default {BASELINE_REF})")
     parser.add_argument("--assignments", nargs="+", default=None, choices=ASSIGNMENTS,
                         metavar="A", help=f"per-submission rows for these (default: "
                                           f"{' '.join(ASSIGNMENTS)}; {BATCH_ASSIGNMENT} with "
@@ -226,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("INTERPKIT_ALLOW_RANDOM_WEIGHTS", "1")
     from importlib.metadata import version
 
-    from grading.sandbox import OPT_OUT_ENV, probe
+    from grading.sandbox import probe
 
     probe(REPO_ROOT)  # raises with the reason when bubblewrap cannot build a sandbox here
     course_assignments = list(dict.fromkeys(
@@ -235,21 +246,23 @@ def main(argv: list[str] | None = None) -> int:
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '(unset: 1 per grading kernel)')}"
           f", {'root' if os.geteuid() == 0 else 'non-root'}; "
           f"median of {args.repeats} repeat(s), {args.warmup} warm-up round(s) per "
-          f"per-submission row; batch {args.batch}")
+          f"per-submission row; batch {args.batch}; previous path: {args.baseline}")
     load_start = load_average()
     print(f"load average (1 min) at start: {load_start}", flush=True)
     rows: list[Row] = []
     loads: list[str] = []
     with tempfile.TemporaryDirectory(prefix="bench-autograde-") as tmp:
         start = time.perf_counter()
-        root = build_course(Path(tmp) / "course", course_assignments, args.batch)
-        print(f"  scratch course {root} built in {time.perf_counter() - start:.0f} s", flush=True)
+        baseline = extract_baseline(args.baseline, Path(tmp) / "baseline")
+        roots = {TRUSTED: build_course(Path(tmp) / "trusted", course_assignments, args.batch),
+                 PREVIOUS: build_course(Path(tmp) / "previous", course_assignments, args.batch, baseline)}
+        print(f"  scratch courses built in {time.perf_counter() - start:.0f} s", flush=True)
         plan = [("per submission", a, 1, args.warmup) for a in args.assignments]
         if args.batch:
             plan.append(("batch", BATCH_ASSIGNMENT, args.batch, 0))
         for kind, assignment, n, warmup in plan:
             start = time.perf_counter()
-            rows.append(measure_row(root, kind, assignment, n, args.repeats, warmup))
+            rows.append(measure_row(roots, kind, assignment, n, args.repeats, warmup))
             loads.append(load_average())
             print(f"  measured {kind} {assignment} N={n} in {time.perf_counter() - start:.0f} s "
                   f"(load {loads[-1]})", flush=True)

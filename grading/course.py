@@ -61,17 +61,18 @@ def nbgrader(*args: str, root: Path | str = COURSE_ROOT,
     return proc
 
 
-def copy_course(dest: Path | str) -> Path:
-    """Copy what a course needs (config, source, release, packages, examples) into ``dest``.
+def copy_course(dest: Path | str, source: Path | str = COURSE_ROOT) -> Path:
+    """Copy what a course needs (config, source, release, packages, examples) from ``source``
+    (default: this course) into ``dest``.
 
-    Meant for tests: grading in a scratch copy never touches the real course's submissions or
-    gradebook. Items missing from the course are skipped.
+    Meant for tests and benchmarks: grading in a scratch copy never touches the real course's
+    submissions or gradebook. Items missing from the course are skipped.
     """
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     ignore = shutil.ignore_patterns(*COPY_IGNORE)
     for name in COURSE_ITEMS:
-        src = COURSE_ROOT / name
+        src = Path(source) / name
         if src.is_dir():
             shutil.copytree(src, dest / name, ignore=ignore, dirs_exist_ok=True)
         elif src.is_file():

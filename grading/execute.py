@@ -111,7 +111,10 @@ class TrustedExecute(Execute):
         self.review: dict[str, list[str]] = {}
 
     def _release(self, resources: dict) -> NotebookNode:
-        info = resources["nbgrader"]
+        """The assignment's release notebook (an empty one outside nbgrader: no contract)."""
+        info = (resources or {}).get("nbgrader")
+        if not info:
+            return nbformat.v4.new_notebook()
         root = Path(self.course_root or Path.cwd())
         return nbformat.read(str(root / "release" / info["assignment"] / f"{info['notebook']}.ipynb"), as_version=4)
 

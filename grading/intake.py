@@ -10,6 +10,11 @@ unreadable (truncated JSON, an empty file) or carries another name than the rele
 - **renamed** notebook (``Copy of L2A2_gradcam.ipynb``, ``mine.ipynb``): when the released name
   is missing and exactly one other notebook is there, it is graded under the released name.
 
+- **special files**: symbolic links, FIFOs, sockets and device nodes anywhere in the submission
+  folder are moved, unfollowed, into ``.special/`` before nbgrader copies the folder
+  (nbgrader's copy would follow a link with the grader's rights); a notebook that is one is
+  graded as the blank release.
+
 An intact notebook is left byte-for-byte as submitted. Cell-level damage (deleted, reordered or
 copied cells, forged metadata) needs no file repair: :mod:`grading.rebuild` grades every
 submission as the release's cells with the student's sources.
@@ -25,7 +30,9 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import os
 import shutil
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -105,7 +112,35 @@ def _originals(folder: Path) -> Path | None:
     return store if current == written else None
 
 
-def plan(folder: Path, release_folder: Path, originals: Path | None = None
+SPECIAL = ".special"
+
+
+def quarantine(folder: Path) -> list[str]:
+    """Move every entry of ``folder`` that is not a regular file or folder (links included,
+    never followed) into ``.special/`` (nbgrader ignores dot folders); return their relative
+    paths."""
+    moved = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        rel_dir = Path(dirpath).relative_to(folder)
+        if rel_dir.parts[:1] and rel_dir.parts[0].startswith("."):
+            dirnames[:] = []
+            continue
+        for name in [*dirnames, *filenames]:
+            path = Path(dirpath) / name
+            mode = path.lstat().st_mode
+            if stat.S_ISREG(mode) or (stat.S_ISDIR(mode) and not path.is_symlink()):
+                continue
+            target = folder / SPECIAL / rel_dir / name
+            if target.exists() or target.is_symlink():
+                target = target.with_name(f"{name}.{len(moved)}")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.rename(path, target)  # a rename moves the link itself
+            moved.append(str(rel_dir / name))
+        dirnames[:] = [d for d in dirnames if (Path(dirpath) / d).is_dir() and not (Path(dirpath) / d).is_symlink()]
+    return moved
+
+
+def plan(folder: Path, release_folder: Path, originals: Path | None = None, special: list[str] = ()
          ) -> tuple[dict[str, NotebookNode], dict[str, list[str]]]:
     """What the folder's notebooks should be graded as: {released name: notebook} and the notes
     per released name. Reads ``originals`` (the snapshot an earlier repair left, see
@@ -117,10 +152,19 @@ def plan(folder: Path, release_folder: Path, originals: Path | None = None
     mapping = {name: present[name] for name in expected if name in present}
     notes: dict[str, list[str]] = {name: [] for name in expected}
     missing = [name for name in expected if name not in mapping]
+    for name in missing:
+        if f"{name}.ipynb" in special:
+            notes[name].append(f"`{name}.ipynb` was not a regular file (a link or a special file): it "
+                               "was graded as the released, unanswered notebook")
+            mapping[name] = release_folder / f"{name}.ipynb"
+    missing = [name for name in expected if name not in mapping]
     if len(missing) == 1 and len(unknown) == 1:
         mapping[missing[0]] = present[unknown[0]]
         notes[missing[0]].append(f"your notebook was named `{unknown[0]}.ipynb`; it was graded as "
                                  f"`{missing[0]}.ipynb`")
+    if special and expected:
+        notes[expected[0]].append("not regular files, set aside and not used: "
+                                  + ", ".join(f"`{p}`" for p in special[:10]))
     result: dict[str, NotebookNode] = {}
     for name, path in mapping.items():
         template = nbformat.read(str(release_folder / f"{name}.ipynb"), as_version=4)
@@ -138,8 +182,9 @@ def plan(folder: Path, release_folder: Path, originals: Path | None = None
 def repair_folder(folder: Path, release_folder: Path) -> list[Path]:
     """Repair one ``submitted/<student>/<assignment>/`` folder in place; return the notebooks
     nbgrader should grade. Untouched (and nothing written) when no repair is needed."""
+    special = quarantine(folder)
     originals = _originals(folder)
-    graded, notes = plan(folder, release_folder, originals)
+    graded, notes = plan(folder, release_folder, originals, special)
     if not notes and originals is None:
         return sorted(folder.glob("*.ipynb"))
     if originals is None:
@@ -161,7 +206,7 @@ def repair_submission(assignment: str, student: str, notebooks: list[str],
     that list in place (nbgrader grades the list it passed, which is this same object)."""
     if not notebooks:
         return
-    folder = Path(notebooks[0]).resolve().parent
+    folder = Path(os.path.abspath(notebooks[0])).parent  # never resolved: a link is not followed
     course_root = folder.parents[2]
     release_folder = course_root / "release" / folder.name
     if not release_folder.is_dir():

@@ -118,9 +118,12 @@ def rebuild(student: NotebookNode, template: NotebookNode) -> tuple[NotebookNode
             notes.append(f"a copy of (or unknown) graded cell `{gid}` was kept as an ordinary cell")
         followers.setdefault(anchor, []).append(cell)
     for gid in order:
+        meta = template_cells[gid].get("metadata", {}).get("nbgrader", {})
         if _is_answer(template_cells[gid]) and gid not in answers:
             notes.append(f"the answer cell `{gid}` was missing and was restored from the released "
                          "notebook (unanswered)")
+        elif meta.get("grade") and gid not in student_order:
+            notes.append(f"the test cell `{gid}` was missing and was restored from the released notebook")
     if [g for g in order if g in student_order] != student_order:
         notes.append("graded cells were out of order and were put back in the assignment's order "
                      "(your own cells moved with the graded cell above them)")

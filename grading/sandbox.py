@@ -469,6 +469,11 @@ class SandboxKernelManager(AsyncKernelManager):
 
     async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
         if not self.sandboxed:
+            env = dict(kw.get("env") or os.environ)
+            paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+            if str(self._root()) not in paths:  # the witness must be importable (the kernel runs -P)
+                env["PYTHONPATH"] = os.pathsep.join([str(self._root()), *paths])
+            kw["env"] = env
             return await super()._async_launch_kernel(kernel_cmd, **kw)
         root = self._root()
         uid = None

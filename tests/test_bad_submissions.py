@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from html import unescape
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -79,12 +80,29 @@ def _gid(cell) -> str | None:
     return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
 
 
-def edit(fn: Callable[[NotebookNode], None]) -> Callable[[], NotebookNode]:
+def blank() -> NotebookNode:
+    return release_notebook(A)
+
+
+def edit(fn: Callable[[NotebookNode], None], base: Callable[[], NotebookNode] = correct) -> Callable[[], NotebookNode]:
     def build() -> NotebookNode:
-        nb = correct()
+        nb = base()
         fn(nb)
         return nb
     return build
+
+
+def retag(nb: NotebookNode) -> None:
+    """Forged metadata, no code: tests skipped, tagged to raise, worth nothing or turned into
+    answers; answers turned into locked tests; the kernelspec replaced."""
+    for cell in nb.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if meta.get("grade") and not meta.get("solution"):
+            cell.metadata["tags"] = ["skip-execution", "raises-exception"]
+            meta.update(grade=False, points=0)
+        elif meta.get("solution") and cell.cell_type == "code":
+            meta.update(solution=False, grade=True, locked=True, points=100)
+    nb.metadata["kernelspec"] = {"name": "bash", "display_name": "bash", "language": "bash"}
 
 
 def delete_cell(gid: str) -> Callable[[NotebookNode], None]:
@@ -120,6 +138,7 @@ class Case:
     filename: str = NB
     files: dict = field(default_factory=dict)  # more files in the submission folder
     check: Callable[[Path], list[str]] | None = None
+    links: dict = field(default_factory=dict)  # symbolic links in the submission folder
 
 
 def _absent(*relative: str) -> Callable[[Path], list[str]]:
@@ -197,16 +216,16 @@ CASES = [
     Case("renamed_notebook", correct, filename=f"Copy of {NB}", says=("was named",)),
     # --- cheating ----------------------------------------------------------------------------------
     Case("imports_solutions", answer_patch("grad_cam", WRAPPER, WRAPPER + "\n\nfrom solutions.gradcam import grad_cam"),
-         zero={"test_grad_cam_hidden"}, says=("reference",)),
+         zero=GC, says=("No credit for `grad_cam`", "solutions.gradcam")),
     Case("sys_modules_and_importlib", answer_patch(
         "threshold_segmentation", SEG_RETURN,
         SEG_RETURN + "\n\nimport importlib, sys\nimportlib.import_module('solutions.segmentation')\n"
         "threshold_segmentation = sys.modules['solutions.segmentation'].threshold_segmentation"),
-        zero={"test_threshold_segmentation_hidden"}, says=("reference",)),
+        zero=SEG, says=("No credit for `threshold_segmentation`", "Flagged for the instructor's review")),
     Case("patches_the_check", extra_cell(
         "localization_box", "import autograder\nautograder.check_localization_box = lambda *a, **k: 2.0",
         base=answer_patch("localization_box", "    return int(rows.min())", "    return 0, 0, 0, 0\n    return int(rows.min())")),
-        zero=BOX | {"test_counterfactual_hidden"}, says=("altered",)),  # every later check: 0
+        zero=BOX, says=("No module named 'autograder'",)),  # the checks are not in the kernel
     Case("ships_fake_autograder", answer_patch(
         "localization_box", "    return int(rows.min())", "    return 0, 0, 0, 0\n    return int(rows.min())"),
         files={"autograder/__init__.py": "def check_localization_box(*args, **kwargs):\n    return 2.0\n"},
@@ -215,7 +234,7 @@ CASES = [
         "setup", "import torch, numpy\ntorch.allclose = lambda *a, **k: True\n"
                  "numpy.allclose = lambda *a, **k: True\nnumpy.array_equal = lambda *a, **k: True",
         base=answer_patch("threshold_segmentation", "    mask = cam >= threshold", "    mask = cam > threshold")),
-        zero={c for c in ALL_TESTS if c.endswith("_hidden")}, lose=SEG, says=("altered",)),
+        lose=SEG, says=("0.4 is kept",)),  # the tests run in the grader: the patches change nothing there
     Case("hardcoded_visible_outputs", answer_patch(
         "localization_box", "    cam = np.asarray(cam, dtype=float)",
         "    return (5, 4, 8, 9)  # the box the visible test expects, memorised\n    cam = np.asarray(cam, dtype=float)"),
@@ -240,9 +259,130 @@ CASES = [
     Case("network", extra_cell(
         "setup", "import socket\nsocket.create_connection(('pypi.org', 443), timeout=5)"),
         says=("gaierror",)),
+    # --- the grade channel: blank answers plus one trick; every test must score 0 ----------------
+    Case("display_machinery", extra_cell("setup", (
+        "ip = get_ipython()\n"
+        "for mime in ('text/plain', 'text/html'):\n"
+        "    ip.display_formatter.formatters[mime].for_type(float, lambda *a: '6.0')\n"
+        "ip.display_formatter.formatters['text/plain'].for_type(type(None), lambda *a: '6.0')\n"
+        "ip.ast_node_interactivity = 'none'\nimport sys\nsys.displayhook = lambda value: print(6.0)\n"
+        "print('display machinery replaced')"), base=blank),
+        zero=ALL_TESTS, says=("display machinery replaced", "NotImplementedError")),
+    Case("exception_machinery", extra_cell("setup", (
+        "ip = get_ipython()\nip.set_custom_exc((BaseException,), lambda *a, **k: None)\n"
+        "import sys\nsys.excepthook = lambda *a: None\nip.showtraceback = lambda *a, **k: None\n"
+        "print('exceptions silenced')"), base=blank),
+        zero=ALL_TESTS, says=("exceptions silenced", "NotImplementedError")),
+    Case("source_transformers", extra_cell("setup", (
+        "import ast\nip = get_ipython()\n"
+        "class NoRaise(ast.NodeTransformer):\n    def visit_Raise(self, node):\n        return ast.Pass()\n"
+        "ip.ast_transformers.append(NoRaise())\n"
+        "ip.input_transformers_cleanup.append(lambda lines: [l.replace('assert ', 'pass  #') for l in lines])\n"
+        "print('transformers installed')"), base=blank),
+        zero=ALL_TESTS, says=("transformers installed",)),
+    Case("event_callbacks", extra_cell("setup", (
+        "ip = get_ipython()\n"
+        "def forge(*args, **kwargs):\n    print('grad_cam: 6 / 6 points')\n"
+        "ip.events.register('pre_run_cell', forge)\nip.events.register('post_run_cell', forge)\n"
+        "ip.events.register('post_execute', forge)"), base=blank),
+        zero=ALL_TESTS, says=("NotImplementedError",)),
+    Case("forged_metadata", edit(retag, base=blank), zero=ALL_TESTS, says=("NotImplementedError",)),
+    Case("forged_witness", extra_cell("setup", (
+        "import torch, threading, time\nfrom witness import agent, codec\n"
+        "real = agent.AGENT.handle\n"
+        "def forged(data, buffers):\n"   # a plausible answer to every call: a map, 'nothing changed'
+        "    if data.get('op') != 'call':\n        return real(data, buffers)\n"
+        "    payload = {'value': torch.full((32, 32), 0.5), 'error': None, 'grads': None,\n"
+        "               'changes': [], 'notes': [], 'seconds': 0.1}\n"
+        "    header, out = codec.encode(payload)\n    return {'op': 'reply', 'header': header}, out\n"
+        "agent.AGENT.handle = forged\n"
+        "def spam():\n    while True:\n        print('grad_cam: 6 / 6 points'); time.sleep(0.01)\n"
+        "threading.Thread(target=spam, daemon=True).start()\n"
+        "import os\nif os.fork() == 0:\n    time.sleep(3600)"), base=blank),
+        zero=ALL_TESTS, says=("what your kernel reports about side effects earns nothing",)),
+    Case("profilers_and_tracers", extra_cell("setup", (
+        "import sys, threading\n"
+        "def tracer(frame, event, arg):\n"
+        "    if event == 'return' and frame.f_code.co_name.startswith(('check', 'observe')):\n"
+        "        frame.f_locals['value'] = 6.0\n"
+        "    return tracer\n"
+        "sys.setprofile(tracer); sys.settrace(tracer); threading.setprofile(tracer)"), base=blank),
+        zero=ALL_TESTS, says=("NotImplementedError",)),
+    Case("reads_caller_frames", answer_patch("grad_cam", WRAPPER, (
+        "    import sys, torch\n"
+        "    frame, found = sys._getframe(1), None\n"
+        "    while frame is not None and found is None:\n"
+        "        for key in ('expected', 'want', 'reference', 'ref'):\n"
+        "            if isinstance(frame.f_locals.get(key), torch.Tensor):\n"
+        "                found = frame.f_locals[key]\n"
+        "        frame = frame.f_back\n"
+        "    return found if found is not None else torch.zeros(image.shape[-2:])")),
+        lose=GC, says=("differs from the reference",)),
+    Case("shadowing_and_odd_values", answer_patch("grad_cam", WRAPPER, (
+        "    import torch\n"
+        "    class Always(torch.Tensor):\n"
+        "        def __eq__(self, other): return True\n"
+        "        def __sub__(self, other): return torch.zeros(())\n"
+        "        def __array__(self, *a, **k): raise RuntimeError('no')\n"
+        "    return torch.ones(image.shape[-2:]).as_subclass(Always)")),
+        lose=GC, says=("max |yours - reference|",)),
+    Case("global_library_state", extra_cell("grad_cam", (
+        "import torch, numpy, witness.agent\nimport torch.nn.functional as F\n"
+        "torch.manual_seed = lambda *a: None\nnumpy.random.seed = lambda *a: None\n"
+        "torch.nn.modules.module.register_module_forward_hook(lambda m, i, o: o)\n"
+        "real_call = witness.agent.Agent._call\n"
+        "def zero_models(self, data, buffers):\n"       # scribble on the kernel's cached models
+        "    for m in self.handles.values():\n"
+        "        with torch.no_grad():\n"
+        "            for p in m.parameters(): p.mul_(0.5)\n"
+        "    return real_call(self, data, buffers)\n"
+        "witness.agent.Agent._call = zero_models")),
+        lose={"test_grad_cam_hidden", "test_counterfactual_hidden"},  # the visible tests' models are fresh
+        says=("parameter values changed",)),
+    Case("imports_test_only_libraries", answer_patch("grad_cam", WRAPPER, (
+        "    from pytorch_grad_cam import GradCAM\n    import captum\n" + WRAPPER)),
+        zero=GC, says=("No credit for `grad_cam`", "pytorch_grad_cam")),
+    # --- the grader's files ---------------------------------------------------------------------
+    Case("links_fifos_devices", extra_cell("setup", (
+        "import os\n"
+        f"targets = ['/etc/shadow', '{ROOT}/gradebook.db', '{ROOT}/submitted/ok_1', '{ROOT}/source', '/root']\n"
+        "for folder in ['.', '/tmp', '/dev/shm', '/sandbox/kernel']:\n"
+        "    for i, target in enumerate(targets):\n"
+        "        for name in (f'link{i}', 'timestamp.txt', 'L2A2_gradcam.ipynb'):\n"
+        "            try:\n                os.symlink(target, os.path.join(folder, name))\n"
+        "            except OSError:\n                pass\n"
+        "    for name in ('fifo', 'L2A2_gradcam.html'):\n"
+        "        try:\n            os.mkfifo(os.path.join(folder, name))\n        except OSError:\n            pass\n"
+        "    try:\n        os.mknod(os.path.join(folder, 'dev'), 0o600 | 0o020000, os.makedev(1, 3))\n"
+        "    except OSError as err:\n        print('no device:', err.strerror)\n"
+        "    try:\n        os.link('/etc/passwd', os.path.join(folder, 'hard'))\n"
+        "    except OSError as err:\n        print('no hard link:', err.strerror)\n"
+        "print('planted')")),
+        says=("planted", "no device")),
+    Case("fills_disk_and_tmpfs", extra_cell("setup", (
+        "for folder in ['.', '/tmp', '/dev/shm']:\n"
+        "    try:\n"
+        "        with open(folder + '/fill', 'wb') as f:\n"
+        "            for _ in range(4096):\n                f.write(b'x' * 2**20)\n"
+        "    except OSError as err:\n        print('stopped:', folder, err.strerror)")),
+        says=("No space left on device",)),
+    Case("plants_timestamp", extra_cell("setup", (
+        f"for path in ['timestamp.txt', '../timestamp.txt', '{ROOT}/autograded/plants_timestamp/{A}/timestamp.txt',\n"
+        f"             '{ROOT}/submitted/plants_timestamp/{A}/timestamp.txt']:\n"
+        "    try:\n        open(path, 'w').write('2099-01-01 00:00:00.000000 UTC'); print('wrote', path)\n"
+        "    except OSError as err:\n        print('refused', path, type(err).__name__)")),
+        says=("refused",), check=lambda root: [] if (
+            root / "autograded" / "plants_timestamp" / A / "timestamp.txt").read_text().startswith("2030")
+        else ["a planted timestamp reached autograded/"]),
+    Case("submitted_links", correct, links={"secret.txt": f"{ROOT}/gradebook.db", "shadow": "/etc/shadow",
+                                             "classmate": f"{ROOT}/submitted/ok_1/{A}/{NB}"},
+         says=("not regular files, set aside",)),
 ]
 
 OK_STUDENTS = ("ok_1", "ok_2")
+#: Planted in a correct classmate's notebook and in the instructor's folder: must never reach
+#: another student's autograded notebook or feedback.
+CANARY = "CANARY-7f3e-not-for-other-students"
 
 
 def _tree_hashes(root: Path, skip: set[str]) -> dict[str, str]:
@@ -250,8 +390,8 @@ def _tree_hashes(root: Path, skip: set[str]) -> dict[str, str]:
     out = {}
     for dirpath, dirnames, filenames in os.walk(root):
         rel = Path(dirpath).relative_to(root)
-        if rel.parts and rel.parts[0] in skip:
-            continue
+        if rel.parts and (rel.parts[0] in skip or rel.parts[0] == ".grading-cache"):
+            continue  # the grader's own reference cache changes by design
         if not rel.parts:
             filenames = [f for f in filenames if f not in skip]
         if rel.parts[:1] == ("submitted",) and len(rel.parts) >= 2 and rel.parts[1] not in OK_STUDENTS:
@@ -275,13 +415,18 @@ def _write_submission(root: Path, student: str, case: Case) -> None:
     for name, text in case.files.items():
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
         (folder / name).write_text(text)
+    for name, target in case.links.items():
+        os.symlink(target.replace(ROOT, str(root)), folder / name)
     (folder / "timestamp.txt").write_text("2030-01-01 12:00:00.000000 UTC")
 
 
 def grade_batch(root: Path, cases: list[Case]) -> dict:
     course.generate_release(A, root)
+    (root / "instructor_notes.txt").write_text(CANARY)
     for student in OK_STUDENTS:
-        course.submit(root, student, A, correct(), NB)
+        nb = correct()
+        nb.cells.insert(0, nbformat.v4.new_markdown_cell(CANARY))
+        course.submit(root, student, A, nb, NB)
     for case in cases:
         _write_submission(root, case.name, case)
     before = _tree_hashes(root, skip={"autograded", "feedback", "gradebook.db", "release"})
@@ -313,6 +458,13 @@ def test_bad_submission_catalog(batch, tmp_path):
                     if g in ALL_TESTS and s[0] != s[1]}
             if lost:
                 problems.append(f"{student} (correct) lost points next to bad submissions: {lost}")
+    for top in ("autograded", "feedback"):   # only files the grader wrote, nothing followed
+        for path in (root / top).rglob("*"):
+            student = path.relative_to(root / top).parts[0]
+            if path.is_symlink() or not (path.is_file() or path.is_dir()):
+                problems.append(f"{path.relative_to(root)} is not a regular file")
+            elif path.is_file() and student not in OK_STUDENTS and CANARY.encode() in path.read_bytes():
+                problems.append(f"{path.relative_to(root)} holds a classmate's or the instructor's data")
     for case in cases:
         if case.name not in graded:
             continue
@@ -326,7 +478,7 @@ def test_bad_submission_catalog(batch, tmp_path):
             elif cell not in case.zero | case.lose | case.allowed and score != top:
                 problems.append(f"{case.name}: {cell} scored {score}/{top}, expected full marks")
         html = root / "feedback" / case.name / A / NB.replace(".ipynb", ".html")
-        text = html.read_text() if html.is_file() else ""
+        text = unescape(html.read_text()) if html.is_file() else ""
         for phrase in case.says:
             if phrase.replace("`", "") not in text.replace("<code>", "").replace("</code>", "") \
                     and phrase not in text:

@@ -45,20 +45,20 @@ def test_bench_module_imports_without_running():
 
 def test_bench_autograde_report_and_one_real_submission():
     """bench/bench_autograde.py: the ratio/goal/per-submission table on fake timings, then one
-    real per-submission measurement (L2A2, sandbox and no sandbox, 1 repeat, no batch) run as a
-    subprocess. The full --quick mode (with a batch) takes about 3 minutes on 2 cores: too long
-    here. This part takes about 1 minute."""
-    from bench.bench_autograde import PLAIN, SANDBOX, Row, format_report
+    real per-submission measurement (L2A2, trusted and previous path, 1 repeat, no batch) run as
+    a subprocess. The full --quick mode (with a batch) takes several minutes on 2 cores: too long
+    here. This part takes about 1.5 minutes."""
+    from bench.bench_autograde import PREVIOUS, TRUSTED, Row, format_report
 
-    rows = [Row("per submission", "L2A2_gradcam", 1, {SANDBOX: [10.0, 12.0, 11.0],
-                                                      PLAIN: [10.0, 10.0, 10.0]}),
-            Row("batch", "L2A2_gradcam", 4, {SANDBOX: [40.0], PLAIN: [50.0]})]
-    assert abs(rows[0].ratio - 1.10) < 1e-9 and not rows[0].met  # 1.10 is a miss (< 1.10)
+    rows = [Row("per submission", "L2A2_gradcam", 1, {TRUSTED: [11.0, 13.2, 12.1],
+                                                      PREVIOUS: [11.0, 11.0, 11.0]}),
+            Row("batch", "L2A2_gradcam", 4, {TRUSTED: [40.0], PREVIOUS: [50.0]})]
+    assert abs(rows[0].ratio - 1.10) < 1e-9 and not rows[0].met
     assert rows[1].met and rows[1].spread is None
     report = format_report(rows, repeats=3)
     single, batch = (next(line for line in report.splitlines() if line.startswith(kind))
                      for kind in ("per submission", "batch"))
-    assert "1.10x" in single and "missed" in single and "18%" in single, report
+    assert "1.10x" in single and "missed" in single and "20%" in single, report
     assert "0.80x" in batch and " met " in batch and "10.0" in batch and "12.5" in batch, report
     assert "MISSED on per submission L2A2_gradcam" in report
 
@@ -71,6 +71,6 @@ def test_bench_autograde_report_and_one_real_submission():
     assert proc.returncode == 0, f"exit {proc.returncode}\nstdout:\n{out}\nstderr:\n{proc.stderr}"
     line = next(line for line in out.splitlines() if line.startswith("per submission"))
     assert "L2A2_gradcam" in line and ("met" in line or "missed" in line), out
-    seconds = [float(x) for x in line.split()[4:6]]  # sandbox s, no sandbox s
+    seconds = [float(x) for x in line.split()[4:6]]  # trusted s, previous s
     assert all(s > 1 for s in seconds), out
     assert not any(line.startswith("batch") for line in out.splitlines()), out

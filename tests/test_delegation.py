@@ -89,6 +89,10 @@ CHEATS = [
      "def grad_cam(model, layer, image, class_idx=None):\n"
      "    return GradCAM(model, [layer])(image)[0]",
      "grad_cam", "pytorch_grad_cam"),
+    (L2A2, "threshold_segmentation",  # a module looked up by name
+     "import importlib, sys\nimportlib.import_module('solutions.segmentation')\n"
+     "threshold_segmentation = sys.modules['solutions.segmentation'].threshold_segmentation",
+     "threshold_segmentation", "solutions.segmentation"),
     (L2A2, "localization_box",
      "import captum.attr as ca\n"
      "def localization_box(cam, threshold=0.15):\n    return ca.LayerGradCam\n",
@@ -140,6 +144,17 @@ def test_dynamic_lookups_are_flagged_for_review(name, source, fragment):
     assert any(fragment in f.what for f in flagged), [f.what for f in flagged]
     other = "deepdream" if name != "deepdream" else "jitter"
     assert not analysis.review(other), "a lookup inside one function concerns that function only"
+
+
+def test_local_names_do_not_link_a_definition_to_other_cells():
+    """`cam` is local to localization_box; a student's exploration loop that binds `cam` at the
+    top level while calling grad_cam does not make grad_cam's imports localization_box's."""
+    answers = instructor_answers(L2A2)
+    answers["grad_cam"] = answers["grad_cam"] + "\n\nfrom solutions.gradcam import grad_cam"
+    cells = code_cells(L2A2, answers) + [Cell("your cell after `localization_box`",
+                                              "for photo in photos:\n    cam = grad_cam(real, layer, photo)")]
+    analysis = Analysis(cells, [setup_source(L2A2)])
+    assert findings(analysis, "grad_cam") and not findings(analysis, "localization_box")
 
 
 def test_top_level_dynamic_code_concerns_every_graded_function():

@@ -1,8 +1,9 @@
 """The grading sandbox itself (grading/sandbox.py), command by command: fast, no nbgrader.
 
 What a sandboxed process can and cannot do is tested with Debian's own ``/usr/bin/python3`` in a
-scratch "course" holding a secret ``source/`` and ``gradebook.db`` beside the packages it may see.
-The nbgrader-level behaviour (kernels, dead kernels, hostile notebooks) is in
+scratch "course" holding a secret ``source/``, ``gradebook.db``, ``autograder/`` and other
+students beside the packages a kernel may see (and with the course's interpreter for the package
+view). The nbgrader-level behaviour (kernels, dead kernels, hostile notebooks) is in
 test_bad_submissions.py.
 """
 from __future__ import annotations
@@ -23,28 +24,34 @@ PY = "/usr/bin/python3"
 @pytest.fixture
 def scratch(tmp_path):
     root = tmp_path / "course"
-    for name in ("source", "autograder", "solutions", "interpkit", "autograded/alice/A",
+    for name in ("source", "autograder", "solutions", "interpkit", "witness", "autograded/alice/A",
                  "autograded/bob/A"):
         (root / name).mkdir(parents=True)
     (root / "source" / "secret.txt").write_text("hidden tests")
     (root / "gradebook.db").write_text("grades")
     (root / "autograder" / "__init__.py").write_text("VALUE = 42\n")
+    (root / "interpkit" / "__init__.py").write_text("VALUE = 7\n")
     (root / "autograded" / "bob" / "A" / "bob.ipynb").write_text("bob's work")
-    work = root / "autograded" / "alice" / "A"
-    return root, work
+    return root
 
 
-def run_in_sandbox(root: Path, work: Path, code: str, limits=sandbox.Limits(), uid=None,
-                   timeout=60) -> subprocess.CompletedProcess:
-    if uid is None and sandbox.running_as_root():
-        uid = sandbox.UID_BASE + 4242
-    if uid is not None:
-        os.chown(work, uid, uid)
+def _uid(uid):
+    return sandbox.UID_BASE + 4242 if uid is None and sandbox.running_as_root() else uid
+
+
+def run_in_sandbox(root: Path, code: str, limits=sandbox.Limits(), uid=None, timeout=60, python=PY,
+                   view: list[str] = (), binds=()) -> subprocess.CompletedProcess:
     readonly = [root / p for p in sandbox.COURSE_PACKAGES]
-    argv = sandbox.bwrap_argv([PY, "-c", code], workdir=work, readonly=readonly,
+    if python != PY:
+        readonly += sandbox.python_paths()
+    argv = sandbox.bwrap_argv([python, "-c", code], readonly=readonly, python=list(view), binds=binds,
                               env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"},
-                              limits=limits, uid=uid)
+                              limits=limits, uid=_uid(uid))
     return subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() if p.is_file() else b"" for p in root.rglob("*")}
 
 
 def test_sandbox_is_available_here():
@@ -52,42 +59,114 @@ def test_sandbox_is_available_here():
     sandbox.probe()
 
 
-def test_file_system_shows_only_what_grading_needs(scratch):
-    root, work = scratch
+def test_file_system_shows_only_the_kernels_packages_and_keeps_nothing(scratch):
+    root = scratch
+    before = _tree(root)
     code = f"""
 import os
 print(sorted(os.listdir({str(root)!r})))
-import autograder; print("import", autograder.VALUE)
+import interpkit; print("import", interpkit.VALUE)
+try:
+    import autograder; print("AUTOGRADER")
+except ImportError:
+    print("no autograder")
 for path in [{str(root / 'source/secret.txt')!r}, {str(root / 'gradebook.db')!r},
              {str(root / 'autograded/bob/A/bob.ipynb')!r}, '/root/.bashrc', '/etc/shadow']:
     try:
         open(path).read(); print("READ", path)
     except OSError as err:
         print("denied", type(err).__name__)
-for path in [{str(root / 'autograder/x.py')!r}, {str(root / 'gradebook.db')!r}, '/usr/evil']:
+for path in [{str(root / 'interpkit/x.py')!r}, {str(root / 'gradebook.db')!r},
+             {str(root / 'autograded/alice/A/x')!r}, '/usr/evil', '/sandbox/inputs/x']:
     try:
         open(path, 'w').write('x'); print("WROTE", path)
     except OSError as err:
         print("denied", type(err).__name__)
-open('mine.txt', 'w').write('ok'); open('/tmp/t', 'w').write('ok'); print("own folder ok")
+print("cwd", os.getcwd())
+open('mine.txt', 'w').write('ok'); open('/tmp/t', 'w').write('ok'); print("scratch ok")
 print("uid", os.getuid())
 """
-    proc = run_in_sandbox(root, work, code)
+    proc = run_in_sandbox(root, code)
     out = proc.stdout
     assert proc.returncode == 0, proc.stderr
-    assert out.splitlines()[0] == "['autograded', 'autograder', 'interpkit', 'solutions']"
-    assert "import 42" in out and "own folder ok" in out
+    assert out.splitlines()[0] == "['interpkit', 'witness']"
+    assert "import 7" in out and "no autograder" in out and "scratch ok" in out
+    assert f"cwd {sandbox.WORKDIR}" in out
     assert "READ" not in out and "WROTE" not in out, out
-    assert (work / "mine.txt").read_text() == "ok"
-    assert (root / "gradebook.db").read_text() == "grades"
-    assert not (root / "autograder" / "x.py").exists()
+    assert _tree(root) == before, "the kernel's writes must never reach the host"
     if sandbox.running_as_root():
         assert f"uid {sandbox.UID_BASE + 4242}" in out
 
 
+def test_scratch_space_is_bounded_memory_and_links_lead_nowhere(scratch):
+    """Every writable place is a size-limited tmpfs; links and FIFOs made there stay there."""
+    limits = sandbox.Limits(work_bytes=8 * 2 ** 20, tmp_bytes=8 * 2 ** 20, shm_bytes=8 * 2 ** 20)
+    proc = run_in_sandbox(scratch, f"""
+import os
+for folder in ['.', '/tmp', '/dev/shm']:
+    try:
+        with open(os.path.join(folder, 'fill'), 'wb') as f:
+            f.write(b'x' * (16 * 2 ** 20))
+        print('FILLED', folder)
+    except OSError as err:
+        print('full', folder, err.errno)
+os.symlink({str(scratch / 'gradebook.db')!r}, 'link')
+try:
+    open('link').read(); print('READ THROUGH LINK')
+except OSError:
+    print('link dangles')
+os.mkfifo('fifo'); print('fifo made')
+try:
+    os.mknod('dev', 0o600 | 0o020000, os.makedev(1, 3)); print('DEVICE')
+except OSError:
+    print('no device nodes')
+""", limits=limits)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("full") == 3 and "FILLED" not in proc.stdout
+    assert "link dangles" in proc.stdout and "fifo made" in proc.stdout and "no device nodes" in proc.stdout
+    assert not any(p.is_symlink() or p.name in ("fifo", "fill") for p in scratch.rglob("*"))
+
+
+def test_the_kernel_sees_the_students_packages_only(scratch):
+    """The course interpreter inside the sandbox: torch and the toolbox import; the test-only
+    oracles and the grading tools do not exist there (grading/kernel_env.py)."""
+    proc = run_in_sandbox(scratch, """
+import importlib
+for name in ['torch', 'torchvision', 'numpy', 'skimage', 'ipykernel', 'cloudpickle', 'interpkit',
+             'captum', 'pytorch_grad_cam', 'cv2', 'nbgrader', 'pytest', 'sklearn']:
+    try:
+        importlib.import_module(name); print('ok', name)
+    except ImportError:
+        print('missing', name)
+""", python=sys.executable, view=sandbox.kernel_python_view(), timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    for name in ("torch", "torchvision", "numpy", "skimage", "ipykernel", "cloudpickle", "interpkit"):
+        assert f"ok {name}" in proc.stdout, proc.stdout
+    for name in ("captum", "pytorch_grad_cam", "cv2", "nbgrader", "pytest", "sklearn"):
+        assert f"missing {name}" in proc.stdout, proc.stdout
+
+
+def test_staging_copies_regular_files_only_within_budget(tmp_path, monkeypatch):
+    src, dest = tmp_path / "src", tmp_path / "dest"
+    (src / "data").mkdir(parents=True)
+    dest.mkdir()
+    (src / "data" / "table.csv").write_text("a,b")
+    (src / "helper.py").write_text("X = 1")
+    (src / "L2A2.ipynb").write_text("{}")
+    (src / "timestamp.txt").write_text("2030")
+    (src / ".hidden").write_text("x")
+    (src / "link").symlink_to("/etc/passwd")
+    os.mkfifo(src / "fifo")
+    monkeypatch.setattr(sandbox, "STAGE_MAX_FILES", 2)
+    skipped = sandbox.stage_inputs(src, dest)
+    assert sorted(str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file()) == ["data/table.csv", "helper.py"]
+    assert any("link" in s for s in skipped) and any("fifo" in s for s in skipped)
+    (src / "more.py").write_text("Y = 2")
+    assert any("budget" in s for s in sandbox.stage_inputs(src, tmp_path / "again"))
+
+
 def test_no_network(scratch):
-    root, work = scratch
-    proc = run_in_sandbox(root, work, """
+    proc = run_in_sandbox(scratch, """
 import socket
 for target in [('pypi.org', 443), ('1.1.1.1', 53), ('127.0.0.1', 22)]:
     try:
@@ -99,9 +178,8 @@ for target in [('pypi.org', 443), ('1.1.1.1', 53), ('127.0.0.1', 22)]:
 
 
 def test_limits_contain_fork_bomb_and_memory_hog(scratch):
-    root, work = scratch
     limits = sandbox.Limits(memory_bytes=1024 ** 3, processes=32, cpu_seconds=20)
-    proc = run_in_sandbox(root, work, """
+    proc = run_in_sandbox(scratch, """
 import os, time
 n = 0
 try:
@@ -122,8 +200,7 @@ except MemoryError:
 
 
 def test_cpu_limit_kills_a_spinning_process(scratch):
-    root, work = scratch
-    proc = run_in_sandbox(root, work, "while True: pass",
+    proc = run_in_sandbox(scratch, "while True: pass",
                           limits=sandbox.Limits(cpu_seconds=2), timeout=60)
     assert proc.returncode != 0  # SIGXCPU (bwrap reports the signal as 128 + n)
 
@@ -131,7 +208,7 @@ def test_cpu_limit_kills_a_spinning_process(scratch):
 def test_unprivileged_caller_gets_a_user_namespace(scratch):
     """Grading as a normal user: bubblewrap maps that user into a new user namespace (as root,
     the test first becomes the unprivileged user ``nobody``)."""
-    root, work = scratch
+    root = scratch
     become = []
     if sandbox.running_as_root():
         nobody = 65534
@@ -141,11 +218,11 @@ def test_unprivileged_caller_gets_a_user_namespace(scratch):
         for p in (p for p in root.parents if p != Path("/")):  # let nobody through pytest's tmp
             os.chmod(p, os.stat(p).st_mode | 0o011)
     argv = sandbox.bwrap_argv([PY, "-c", "import os; print('inside', os.getuid()); "
-                               "open('mine.txt','w').write('x')"],
-                              workdir=work, readonly=[root / "autograder"], uid=None)
+                               "open('mine.txt','w').write('x'); print(os.listdir('.'))"],
+                              readonly=[root / "interpkit"], uid=None)
     proc = subprocess.run([*become, *argv], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
-    assert "inside 65534" in proc.stdout and (work / "mine.txt").exists()
+    assert "inside 65534" in proc.stdout and "['mine.txt']" in proc.stdout
 
 
 def test_autograde_refuses_without_bwrap_unless_opted_out(monkeypatch, capsys):
@@ -161,20 +238,24 @@ def test_autograde_refuses_without_bwrap_unless_opted_out(monkeypatch, capsys):
     sandbox.refuse_unless_available(["nbgrader", "autograde", "A"])  # explicit opt-out
 
 
-def test_nbgrader_config_uses_the_sandboxed_execute():
-    """`nbgrader autograde` stays the command: the course config swaps in the sandboxed Execute,
-    keeps nbgrader's other steps (late penalties included) and installs the intake hook."""
+def test_nbgrader_config_uses_the_trusted_steps():
+    """`nbgrader autograde` stays the command: the course config rebuilds each submission from
+    the release first, swaps in the trusted Execute, keeps nbgrader's other steps (late penalties
+    included), flags reviews after saving scores, and installs the intake hook."""
     proc = subprocess.run(
         [sys.executable, "-c",
          "from traitlets.config.loader import PyFileConfigLoader as L;"
          "c = L('nbgrader_config.py', path='.').load_config();"
-         "print(c.Autograde.autograde_preprocessors); print(c.Autograde.pre_convert_hook)"],
+         "print(c.Autograde.sanitize_preprocessors); print(c.Autograde.autograde_preprocessors);"
+         "print(c.Autograde.pre_convert_hook); print(c.HTMLExporter.sanitize_html)"],
         cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=120,
         env={**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"})
     assert proc.returncode == 0, proc.stderr
-    assert "grading.execute.SandboxedExecute" in proc.stdout
-    assert "AssignLatePenalties" in proc.stdout and "SaveAutoGrades" in proc.stdout
-    assert "repair_submission" in proc.stdout
+    sanitize, steps, hook, sanitized = proc.stdout.splitlines()[:4]
+    assert sanitize.startswith("['grading.rebuild.RebuildFromRelease'") and "OverwriteCells" in sanitize
+    assert "grading.execute.TrustedExecute" in steps and "nbgrader.preprocessors.execute.Execute" not in steps
+    assert steps.index("SaveAutoGrades") < steps.index("grading.review.FlagForReview") < steps.index("AssignLatePenalties")
+    assert "repair_submission" in hook and sanitized == "True"
     assert shutil.which("bwrap")
 
 
@@ -195,7 +276,7 @@ def _run_notebook(tmp_path, cells: list[str], **config) -> list:
     import nbformat
     from traitlets.config import Config
 
-    from grading.execute import SandboxedExecute
+    from grading.execute import TrustedExecute
 
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
     nb.metadata.kernelspec = {"name": "python3", "display_name": "Python 3", "language": "python"}
@@ -206,7 +287,7 @@ def _run_notebook(tmp_path, cells: list[str], **config) -> list:
         setattr(c[section], name, value)
     work = tmp_path / "work"
     work.mkdir()
-    nb, _ = SandboxedExecute(config=c).preprocess(nb, {"metadata": {"path": str(work)}})
+    nb, _ = TrustedExecute(config=c).preprocess(nb, {"metadata": {"path": str(work)}})
     return [cell.outputs for cell in nb.cells]
 
 
@@ -243,8 +324,8 @@ def test_output_flood_never_hides_errors_or_results(tmp_path):
         "raise ValueError('the wrong answer')",    # kept although no room is left
         "print('w' * 10_000)\n0.25",              # the value is kept, the print is not
     ], SandboxKernelManager__course_root=str(Path(__file__).resolve().parents[1]),
-        SandboxedExecute__max_cell_output_bytes=4_000_000,
-        SandboxedExecute__max_notebook_output_bytes=3_000_000)
+        TrustedExecute__max_cell_output_bytes=4_000_000,
+        TrustedExecute__max_notebook_output_bytes=3_000_000)
     assert "output budget" in _text(outs[0]) and "x" * 100 not in _text(outs[0])
     assert "y" * 100 in _text(outs[1])
     assert "output budget" in _text(outs[2]) and "z" * 100 not in _text(outs[2])

@@ -216,8 +216,10 @@ class _Decoder:
             return v
         if kind == "float":
             text = self.field(header, "v", str)
+            if len(text) >= 64:
+                self.fail("float text too long")
             try:
-                return float.fromhex(text) if len(text) < 64 else self.fail("float text too long")
+                return float.fromhex(text)
             except ValueError:
                 self.fail(f"invalid float {text[:40]!r}")
         if kind == "str":
