@@ -213,7 +213,7 @@ def _image_ok(value, shape: tuple[int, int]) -> tuple[bool, str]:
     return True, ""
 
 
-@graded
+@graded(cases=(models.visualize_cases,))
 def check_visualize(visualize: Callable, points: float = 4) -> float:
     """Grade ``visualize(model, layer, objective, image_param, transforms, steps, lr)``."""
     report = Report("visualize")
@@ -258,7 +258,7 @@ def check_visualize(visualize: Callable, points: float = 4) -> float:
 
 
 # --------------------------------------------------------------------------- deepdream
-@graded
+@graded(cases=(models.deepdream_cases,))
 def check_deepdream(deepdream: Callable, points: float = 3) -> float:
     """Grade ``deepdream(model, layer, image, steps, step_size, octaves, octave_scale)``."""
     report = Report("deepdream")

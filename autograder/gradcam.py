@@ -161,13 +161,16 @@ def _check_map_function(student: Callable, title: str, counterfactual: bool, poi
     return report.finish()
 
 
-@graded
+_MAP_CASES = (models.hand_built_cases, models.architecture_cases, models.real_cases, models.top1_cases)
+
+
+@graded(cases=_MAP_CASES)
 def check_grad_cam(grad_cam: Callable, points: float = 6) -> float:
     """Grade ``grad_cam(model, layer, image, class_idx=None)``; returns the points earned."""
     return _check_map_function(grad_cam, "grad_cam", counterfactual=False, points=points)
 
 
-@graded
+@graded(cases=_MAP_CASES)
 def check_counterfactual_grad_cam(counterfactual_grad_cam: Callable, points: float = 3) -> float:
     """Grade ``counterfactual_grad_cam(model, layer, image, class_idx)``; returns the points."""
     return _check_map_function(counterfactual_grad_cam, "counterfactual_grad_cam", counterfactual=True,

@@ -10,7 +10,9 @@ copied onto the grader's model (:mod:`autograder.remote`) before :func:`differen
 
 Values are compared, not version counters: BatchNorm's running statistics and writes through
 ``.data`` change a tensor without bumping its version. :func:`restore` writes only what changed
-(so an untouched model keeps its version counters, and the kernel's copy of it stays valid).
+(so an untouched model keeps its version counters, and the kernel's copy of it stays valid), and
+:func:`snapshot` reuses the copy it took while the model's storage, version counters, flags and
+hooks are as it left them (restore always puts the values back, so the copy stays exact).
 """
 from __future__ import annotations
 
@@ -40,7 +42,29 @@ class ModelState:
     global_hooks: dict[str, tuple]
 
 
+def _fingerprint(model: nn.Module) -> tuple:
+    return (tuple((id(p), p.data_ptr(), p._version, p.requires_grad, None if p.grad is None else id(p.grad))
+                  for p in model.parameters()),
+            tuple((id(b), b.data_ptr(), b._version) for b in model.buffers()),
+            tuple((m.training, *(tuple(getattr(m, d).keys()) for d in HOOK_DICTS)) for m in model.modules()))
+
+
+_SNAPSHOTS: dict[int, tuple[nn.Module, tuple, "ModelState"]] = {}
+
+
 def snapshot(model: nn.Module) -> ModelState:
+    """The model's state now (the copy is reused while nothing moved since the last restore)."""
+    key = _fingerprint(model)
+    cached = _SNAPSHOTS.get(id(model))
+    if cached is not None and cached[0] is model and cached[1] == key:
+        cached[2].global_hooks = _global_hooks()
+        return cached[2]
+    state = _take(model)
+    _SNAPSHOTS[id(model)] = (model, key, state)
+    return state
+
+
+def _take(model: nn.Module) -> ModelState:
     params = dict(model.named_parameters())
     return ModelState(
         params={n: p.detach().clone() for n, p in params.items()},
@@ -133,3 +157,4 @@ def restore(model: nn.Module, state: ModelState) -> None:
         hooks = getattr(module, name, {})
         for key in [k for k in hooks if k not in keys]:
             del hooks[key]
+    _SNAPSHOTS[id(model)] = (model, _fingerprint(model), state)

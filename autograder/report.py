@@ -100,13 +100,17 @@ class Report:
         return self.score
 
 
-def graded(check):
+def graded(check=None, *, cases=()):
     """Decorator for checks: whatever the reference or the toolbox writes to stderr while the check
     runs (a progress bar, a warning) is swallowed; in an instructor's kernel, stderr output would
-    mark the test cell as failed."""
-    @functools.wraps(check)
-    def wrapper(*args, **kwargs) -> float:
-        with contextlib.redirect_stderr(io.StringIO()), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return check(*args, **kwargs)
-    return wrapper
+    mark the test cell as failed. ``cases``: the functions that build the check's seeded cases
+    (``check.cases``; :func:`autograder.warm_up` builds them ahead of time)."""
+    def wrap(fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs) -> float:
+            with contextlib.redirect_stderr(io.StringIO()), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return fn(*args, **kwargs)
+        wrapper.cases = tuple(cases)
+        return wrapper
+    return wrap(check) if check is not None else wrap

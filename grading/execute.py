@@ -85,6 +85,17 @@ def keep_data_only(content: dict) -> dict:
     return {**content, "data": kept, "metadata": {}}
 
 
+def _warm_up(test_sources: list[str]) -> None:
+    """Import the grader's side and build the cases of the notebook's checks (a thread)."""
+    importlib.import_module("grading.trusted_tests")
+    import autograder
+
+    try:
+        autograder.warm_up(test_sources)
+    except Exception:  # noqa: BLE001 - building again at first use reports the error properly
+        pass
+
+
 class TrustedExecute(Execute):
     """nbgrader's ``Execute``: sandboxed kernel for the student's cells, the grader for the tests."""
 
@@ -121,9 +132,9 @@ class TrustedExecute(Execute):
     def preprocess(self, nb, resources=None, km=None):
         self._reset_tracking()
         self._release_nb = self._release(resources)
-        # The grader's side (torch, the checks, the reference) loads while the kernel starts.
-        self._warm_up = threading.Thread(target=importlib.import_module, args=("grading.trusted_tests",),
-                                         daemon=True)
+        # The grader's side (torch, the checks, their cases) loads while the kernel starts.
+        tests = [c.source for c in nb.cells if is_test_cell(c)]
+        self._warm_up = threading.Thread(target=_warm_up, args=(tests,), daemon=True)
         self._warm_up.start()
         try:
             nb, resources = super().preprocess(nb, resources, km)

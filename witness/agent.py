@@ -247,6 +247,12 @@ def observe(fn: Callable, args: tuple = (), kwargs: dict | None = None,
     ``baselines``: ``{id(module): pristine(module)}`` recorded earlier for modules kept between
     calls (saves copying them again). Never raises for anything the function does
     (``SystemExit`` included); stdout, stderr and warnings written during the call are discarded."""
+    return codec.encode(_observe(fn, args, kwargs, grads_wrt, baselines))
+
+
+def _observe(fn: Callable, args: tuple, kwargs: dict | None, grads_wrt: Iterable[int | str],
+             baselines: dict | None) -> dict:
+    """The observation of :func:`observe`, not yet encoded."""
     kwargs = dict(kwargs or {})
     grads_wrt = list(grads_wrt)
     baselines = baselines or {}
@@ -272,7 +278,7 @@ def observe(fn: Callable, args: tuple = (), kwargs: dict | None = None,
     if _global_hooks() != hooks_before:
         notes.append("global module hooks were registered or removed and left that way")
     observation["notes"] = notes
-    return codec.encode(observation)
+    return observation
 
 
 def describe(names: Iterable[str], namespace: dict) -> tuple[dict, list[bytes]]:
@@ -378,11 +384,14 @@ class Agent:
         passed = {id(v) for v in list(args) + list(kwargs.values()) if _is_module(v)}
         used = [h for h, m in self.handles.items() if any(id(sub) in passed for sub in m.modules())]
         kept = {id(self.handles[h]): self.pristine[h] for h in used}
+        observation = None
         try:
-            header, out = observe(namespace[name], tuple(args), kwargs, data.get("grads_wrt", ()), kept)
+            observation = _observe(namespace[name], tuple(args), kwargs, data.get("grads_wrt", ()), kept)
+            header, out = codec.encode(observation)  # before restoring: changed values are views
         finally:
-            for h in used:  # the kept copies stay as the grader sent them
-                restore_module(self.handles[h], self.pristine[h])
+            if observation is None or observation["changes"]:
+                for h in used:  # the kept copies stay as the grader sent them
+                    restore_module(self.handles[h], self.pristine[h])
         return {"op": "reply", "header": header}, out
 
     def on_comm_open(self, comm, open_msg) -> None:
