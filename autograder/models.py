@@ -98,7 +98,7 @@ def small_inception_v3() -> nn.Module:
 
 @lru_cache(maxsize=None)
 def real_model() -> nn.Module:
-    return load_model("efficientnet_lite0")
+    return load_model("efficientnet_lite0", device="cpu")  # grading stays on the CPU, deterministic
 
 
 @lru_cache(maxsize=None)
@@ -177,16 +177,27 @@ _mean_square = objectives.mean_squared_activation  # importable in the student's
 
 @dataclass(frozen=True)
 class VisualizeCase:
-    """One ``visualize`` call; ``param()`` makes a fresh, identically seeded parameterization."""
+    """One ``visualize`` call; ``param()`` makes a fresh, identically seeded parameterization.
+    ``kind``: ``"exact"`` (no transforms), ``"transform"`` (a deterministic transform: exact too)
+    or ``"gain"`` (the standard random transforms: judged by the objective's rise)."""
 
     label: str
     model: nn.Module
-    layer: nn.Module
+    layer: object
     objective: object
     param: object
     transforms: object
     steps: int
     lr: float
+    kind: str
+
+
+def deterministic_transform():
+    """Pad, scale and rotate with no randomness (one option each): a student who ignores the
+    transforms follows another trajectory, one who applies them follows the reference's."""
+    from interpkit.featureviz import compose, pad, random_rotate, random_scale
+
+    return compose([pad(4), random_scale([1.1]), random_rotate([5.0])])
 
 
 def visualize_cases() -> list[VisualizeCase]:
@@ -196,16 +207,24 @@ def visualize_cases() -> list[VisualizeCase]:
         return lambda: make(size, generator=torch.Generator().manual_seed(seed))
 
     small, small_train, real = conv_stack(7), conv_stack(8, train_mode=True), real_model()
+    fixed = deterministic_transform()
     return [
         VisualizeCase("conv stack, channel 3, pixel image 24 px, no transforms, 12 steps",
-                      small, small.block, _channel(3), seeded(pixel_image, 24, 1), None, 12, 0.05),
+                      small, small.block, _channel(3), seeded(pixel_image, 24, 1), None, 12, 0.05, "exact"),
         VisualizeCase("EfficientNet-Lite0 features.4, channel 5, FFT image 48 px, no transforms, 10 steps",
-                      real, get_layer(real, "features.4"), _channel(5), seeded(_fft, 48, 2), None, 10, 0.05),
+                      real, get_layer(real, "features.4"), _channel(5), seeded(_fft, 48, 2), None, 10, 0.05, "exact"),
+        VisualizeCase("conv stack in train mode, channel 1, FFT 32 px, a deterministic pad + scale + rotate, "
+                      "10 steps", small_train, small_train.block, _channel(1), seeded(_fft, 32, 5), fixed, 10,
+                      0.05, "transform"),
+        VisualizeCase("EfficientNet-Lite0 features.17:pre_relu, channel 2, FFT 40 px, a deterministic pad + scale "
+                      "+ rotate, 8 steps", real, get_layer(real, "features.17:pre_relu"), _channel(2),
+                      seeded(_fft, 40, 6), fixed, 8, 0.05, "transform"),
         VisualizeCase("EfficientNet-Lite0 features.7, centre neuron of channel 10, FFT 64 px, "
                       "standard transforms, 24 steps", real, get_layer(real, "features.7"), _centre_neuron(10),
-                      seeded(_fft, 64, 3), STANDARD_TRANSFORMS, 24, 0.05),
+                      seeded(_fft, 64, 3), STANDARD_TRANSFORMS, 24, 0.05, "gain"),
         VisualizeCase("conv stack in train mode, DeepDream objective, FFT 40 px, standard transforms, 16 steps",
-                      small_train, small_train.block, _mean_square, seeded(_fft, 40, 4), STANDARD_TRANSFORMS, 16, 0.05),
+                      small_train, small_train.block, _mean_square, seeded(_fft, 40, 4), STANDARD_TRANSFORMS, 16,
+                      0.05, "gain"),
     ]
 
 
@@ -217,21 +236,26 @@ def _fft(size, generator=None):
 
 @dataclass(frozen=True)
 class DeepDreamCase:
+    """One ``deepdream`` call; ``real``: on the real model (its objective's rise is graded too)."""
+
     label: str
     model: nn.Module
-    layer: nn.Module
+    layer: object
     photo: object  # (H, W, 3) float array in [0, 1]
     steps: int
     step_size: float
     octaves: int
     octave_scale: float
+    real: bool = False
 
 
 def deepdream_cases() -> list[DeepDreamCase]:
     real, small = real_model(), conv_stack(9)
     return [
         DeepDreamCase("EfficientNet-Lite0 features.4, cat photo 64 px, 2 octaves x 4 steps",
-                      real, get_layer(real, "features.4"), sample_image("cat", 64), 4, 0.05, 2, 1.4),
+                      real, get_layer(real, "features.4"), sample_image("cat", 64), 4, 0.05, 2, 1.4, real=True),
         DeepDreamCase("conv stack, coffee photo 48 px, 2 octaves x 5 steps", small, small.block,
                       sample_image("coffee", 48), 5, 0.05, 2, 1.5),
+        DeepDreamCase("conv stack, cat photo 44 x 60 px, 3 octaves (scale 1.3) x 3 steps", small, small.block,
+                      sample_image("cat", (44, 60)), 3, 0.03, 3, 1.3),
     ]

@@ -28,10 +28,10 @@ DD_STEP = "x = (x + step_size * grad / (grad.abs().mean() + 1e-8)).clamp(0, 1)"
 BUGS: list[Variant] = [
     _bug("channel_sign_flipped", "channel objective negated (minimizes the channel)", CH,
          ("channel_objective", "return acts[:, channel].mean()", "return -acts[:, channel].mean()")),
-    # The student's deepdream reuses this objective: its visible test may fail too; its hidden test
-    # grades deepdream with the reference objective, so it must not.
+    # The notebook's deepdream uses the student's own deepdream_objective: with a wrong objective
+    # the dream is wrong too, and deepdream's tests (compared exactly with the reference) lose points.
     _bug("deepdream_mean_not_squared", "DeepDream objective: mean instead of mean of squares",
-         DDO | {"test_deepdream_visible"},
+         DDO | DD,
          ("deepdream_objective", "return (acts ** 2).mean()", "return acts.mean()")),
     _bug("neuron_wrong_centre", "neuron centre at (h - 1) // 2, (w - 1) // 2", NEU,
          ("neuron_objective", "y = h // 2 if y is None else y", "y = (h - 1) // 2 if y is None else y"),
@@ -67,10 +67,30 @@ BUGS: list[Variant] = [
     _bug("visualize_not_in_unit_range", "returns the normalized image, not one in [0, 1]", VIS,
          ("visualize", "return image_param.numpy()[0]",
           "return normalize(image_param())[0].detach().permute(1, 2, 0).numpy()")),
+    _bug("visualize_transforms_ignored", "never applies the transforms", VIS,
+         ("visualize", "        if transforms is not None:\n            images = transforms(images)\n", "")),
+    _bug("visualize_not_normalized", "feeds the [0, 1] images to the model without normalizing them", VIS,
+         ("visualize", "model(normalize(images))", "model(images)")),
+    _bug("visualize_sgd", "plain SGD instead of Adam", VIS,
+         ("visualize", "torch.optim.Adam(params, lr=lr)", "torch.optim.SGD(params, lr=lr)")),
+    _bug("visualize_grads_into_model", "loss.backward(): the image is right, but the model's .grad is filled",
+         frozenset({"test_visualize_visible", "test_visualize_hidden"}),
+         ("visualize", "        grads = torch.autograd.grad(loss, params)   # fresh gradients, the model's .grad untouched\n"
+                       "        for p, g in zip(params, grads):\n            p.grad = g\n",
+          "        for p in params:\n            p.grad = None\n        loss.backward()\n")),
     _bug("deepdream_no_gradient_normalization", "raw gradient steps", DD,
          ("deepdream", DD_STEP, "x = (x + step_size * grad).clamp(0, 1)")),
     _bug("deepdream_no_clipping", "the image is never clipped to [0, 1]", DD,
          ("deepdream", DD_STEP, "x = x + step_size * grad / (grad.abs().mean() + 1e-8)")),
+    _bug("deepdream_single_octave", "only the photo's own size (octaves ignored)", DD,
+         ("deepdream", "for i in reversed(range(octaves))]", "for i in [0]]")),
+    _bug("deepdream_largest_first", "octaves processed largest first", DD,
+         ("deepdream", "for i in reversed(range(octaves))]", "for i in range(octaves)]")),
+    _bug("deepdream_not_normalized", "feeds the [0, 1] image to the model without normalizing it", DD,
+         ("deepdream", "model(normalize(x))", "model(x)")),
+    _bug("deepdream_grads_into_model", "loss.backward(): the dream is right, but the model's .grad is filled", DD,
+         ("deepdream", "            (grad,) = torch.autograd.grad(deepdream_objective(recorded.output), x)\n",
+          "            deepdream_objective(recorded.output).backward()\n            grad = x.grad\n")),
 ]
 
 # --- other correct implementations -----------------------------------------------------------
@@ -128,29 +148,33 @@ def visualize(model, layer, objective, image_param, transforms, steps, lr):
 
 DEEPDREAM_B = '''
 def deepdream(model, layer, image, steps=10, step_size=0.01, octaves=4, octave_scale=1.4):
-    """Octave pyramid built first, detail carried upwards, hooks removed each step."""
-    full = torch.tensor(np.asarray(image), dtype=torch.float32).permute(2, 0, 1).unsqueeze(0)
-    pyramid = [full]
-    for _ in range(octaves - 1):
-        h, w = pyramid[-1].shape[-2:]
-        pyramid.append(F.interpolate(pyramid[-1], size=(int(round(h / octave_scale)), int(round(w / octave_scale))),
-                                     mode="bilinear", align_corners=False))
-    detail = torch.zeros_like(pyramid[-1])
-    for base in reversed(pyramid):
-        detail = F.interpolate(detail, size=base.shape[-2:], mode="bilinear", align_corners=False)
-        img = torch.clamp(base + detail, 0.0, 1.0)
-        for _ in range(steps):
-            img.requires_grad_(True)
-            store = {}
-            handle = layer.register_forward_hook(lambda m, i, o: store.update(a=o))
-            try:
-                model(normalize(img))
-            finally:
-                handle.remove()
-            g = torch.autograd.grad((store["a"] ** 2).mean(), img)[0]
-            img = torch.clamp(img.detach() + step_size * g / g.abs().mean().clamp_min(1e-8), 0.0, 1.0)
-        detail = img - base
-    return img[0].permute(1, 2, 0).numpy()
+    """The octave photos made first (largest first, then reversed), an explicit detail buffer,
+    the gradient through loss.backward() on the image with the model frozen."""
+    device = next(model.parameters()).device
+    full = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).permute(2, 0, 1)[None].to(device)
+    H, W = full.shape[-2:]
+    def resized(t, hw):
+        return F.interpolate(t, size=hw, mode="bilinear", align_corners=False, antialias=True)
+    photos = [resized(full, (round(H / octave_scale ** k), round(W / octave_scale ** k))) for k in range(octaves)]
+    flags = [p.requires_grad for p in model.parameters()]
+    model.requires_grad_(False)
+    try:
+        detail = None
+        for base in photos[::-1]:
+            detail = torch.zeros_like(base) if detail is None else resized(detail, base.shape[-2:])
+            img = torch.clamp(base + detail, 0.0, 1.0)
+            for _ in range(steps):
+                img = img.detach().requires_grad_(True)
+                with capture(layer) as rec:
+                    model(normalize(img))
+                rec.output.pow(2).mean().backward()
+                g = img.grad
+                img = torch.clamp(img + step_size * g / (g.abs().mean() + 1e-8), 0.0, 1.0)
+            detail = img.detach() - base
+    finally:
+        for p, flag in zip(model.parameters(), flags):
+            p.requires_grad_(flag)
+    return img.detach()[0].permute(1, 2, 0).cpu().numpy()
 '''
 
 

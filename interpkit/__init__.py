@@ -2,16 +2,19 @@
 
 - :mod:`interpkit.models`   model registry, weights, ImageNet class names
 - :mod:`interpkit.images`   sample photos, the two-object composite, pre-processing
-- :mod:`interpkit.layers`   ``get_layer`` by dotted name, ``capture`` a layer's output and gradient
+- :mod:`interpkit.layers`   ``get_layer`` by dotted name (``"name:pre_relu"``: its pre-activation),
+  ``capture`` a layer's output and gradient
 - :mod:`interpkit.plotting` ``show_cam`` overlays, ``image_grid``
 - :mod:`interpkit.settings` the random-weights switch and the grading-mode helpers
+- :mod:`interpkit.devices`  ``default_device`` (a GPU when there is one), ``model_device``
 - :mod:`interpkit.featureviz` feature visualization: parameterizations, transforms, objectives, render, DeepDream
 """
+from .devices import default_device, model_device
 from .images import preprocess, sample_image, two_objects
 from .layers import capture, get_layer
 from .models import REGISTRY, imagenet_categories, load_model
 from .plotting import image_grid, show_cam
 from .settings import fast_or_full, is_grading
 
-__all__ = ["REGISTRY", "capture", "fast_or_full", "get_layer", "image_grid", "imagenet_categories",
+__all__ = ["REGISTRY", "capture", "default_device", "model_device", "fast_or_full", "get_layer", "image_grid", "imagenet_categories",
            "is_grading", "load_model", "preprocess", "sample_image", "show_cam", "two_objects"]

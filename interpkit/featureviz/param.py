@@ -17,7 +17,8 @@ Two are provided, as in Lucid (Olah et al., "Feature Visualization", Distill 201
 
 Sizes are a side ``s`` (square ``s x s``) or ``(height, width)``. Random initial values come from
 ``generator`` (a seeded :class:`torch.Generator` makes them reproducible) or, when it is ``None``,
-from torch's global random state.
+from torch's global random state; they are drawn on the CPU and then moved to ``device``, so a
+seed gives the same image on every device. ``param.to(device)`` moves a parameterization.
 """
 from __future__ import annotations
 
@@ -55,7 +56,7 @@ def image_size(size: Size) -> tuple[int, int]:
 
 def decorrelate_colors(images: torch.Tensor) -> torch.Tensor:
     """Map ``(N, 3, H, W)`` decorrelated channels to RGB with :data:`COLOR_CORRELATION_NORMALIZED`."""
-    matrix = COLOR_CORRELATION_NORMALIZED.to(images.dtype)
+    matrix = COLOR_CORRELATION_NORMALIZED.to(dtype=images.dtype, device=images.device)
     return torch.einsum("ck,nkhw->nchw", matrix, images)
 
 
@@ -73,6 +74,19 @@ class ImageParam:
 
     def __call__(self) -> torch.Tensor:
         raise NotImplementedError
+
+    @property
+    def device(self) -> torch.device:
+        return self.parameters()[0].device
+
+    def to(self, device: str | torch.device) -> "ImageParam":
+        """Move the parameters (and any constant tensor) to ``device``; returns ``self``."""
+        device = torch.device(device)
+        for name, value in list(vars(self).items()):
+            if isinstance(value, torch.Tensor) and value.device != device:
+                moved = value.detach().to(device)
+                setattr(self, name, moved.requires_grad_(True) if value.requires_grad else moved)
+        return self
 
     def numpy(self) -> np.ndarray:
         """The current images as a float32 array ``(N, H, W, 3)`` in ``[0, 1]`` (no gradient)."""
@@ -92,12 +106,13 @@ class PixelImage(ImageParam):
     """
 
     def __init__(self, size: Size, batch: int = 1, sd: float = 0.01, decorrelate: bool = False,
-                 generator: torch.Generator | None = None):
+                 generator: torch.Generator | None = None, device: str | torch.device = "cpu"):
         self.size, self.batch, self.decorrelate = image_size(size), int(batch), bool(decorrelate)
         if self.batch < 1:
             raise ValueError(f"batch must be >= 1; got {batch}")
         h, w = self.size
-        self.pixels = (torch.randn(self.batch, 3, h, w, generator=generator) * sd).requires_grad_(True)
+        pixels = torch.randn(self.batch, 3, h, w, generator=generator) * sd
+        self.pixels = pixels.to(device).requires_grad_(True)
 
     def parameters(self) -> list[torch.Tensor]:
         return [self.pixels]
@@ -129,16 +144,18 @@ class FFTImage(ImageParam):
     """
 
     def __init__(self, size: Size, batch: int = 1, sd: float = 0.01, decay_power: float = 1.0,
-                 decorrelate: bool = True, generator: torch.Generator | None = None):
+                 decorrelate: bool = True, generator: torch.Generator | None = None,
+                 device: str | torch.device = "cpu"):
         self.size, self.batch = image_size(size), int(batch)
         if self.batch < 1:
             raise ValueError(f"batch must be >= 1; got {batch}")
         self.decay_power, self.decorrelate = float(decay_power), bool(decorrelate)
         h, w = self.size
         freqs = rfft_frequencies(h, w)
-        self.scale = 1.0 / freqs.clamp_min(1.0 / max(h, w)) ** self.decay_power  # (H, W//2+1)
+        self.scale = (1.0 / freqs.clamp_min(1.0 / max(h, w)) ** self.decay_power).to(device)  # (H, W//2+1)
         shape = (self.batch, 3, h, w // 2 + 1, 2)
-        self.spectrum = (torch.randn(shape, generator=generator) * sd).requires_grad_(True)
+        spectrum = torch.randn(shape, generator=generator) * sd
+        self.spectrum = spectrum.to(device).requires_grad_(True)
 
     def parameters(self) -> list[torch.Tensor]:
         return [self.spectrum]
@@ -152,24 +169,26 @@ class FFTImage(ImageParam):
 
 
 def pixel_image(size: Size, batch: int = 1, sd: float = 0.01, generator: torch.Generator | None = None,
-                decorrelate: bool = False) -> PixelImage:
+                decorrelate: bool = False, device: str | torch.device = "cpu") -> PixelImage:
     """Pixel parameterization: ``(batch, 3, H, W)`` logits, image = their sigmoid, in ``[0, 1]``.
 
     ``sd`` is the standard deviation of the initial logits (0.01: a nearly uniform grey image);
-    ``decorrelate=True`` maps the logits through the colour-correlation matrix first.
+    ``decorrelate=True`` maps the logits through the colour-correlation matrix first; ``device``:
+    where the parameters live (pass ``interpkit.model_device(model)``).
     """
-    return PixelImage(size, batch=batch, sd=sd, decorrelate=decorrelate, generator=generator)
+    return PixelImage(size, batch=batch, sd=sd, decorrelate=decorrelate, generator=generator, device=device)
 
 
 def fft_image(size: Size, batch: int = 1, sd: float = 0.01, decay_power: float = 1.0,
-              decorrelate: bool = True, generator: torch.Generator | None = None) -> FFTImage:
+              decorrelate: bool = True, generator: torch.Generator | None = None,
+              device: str | torch.device = "cpu") -> FFTImage:
     """Fourier parameterization with decorrelated colour (Lucid's default image), see :class:`FFTImage`.
 
     ``decay_power`` = 1 scales each frequency by ``1/f``; 0 makes it a plain (orthonormal) Fourier
-    basis with no preconditioning.
+    basis with no preconditioning; ``device``: where the parameters live.
     """
     return FFTImage(size, batch=batch, sd=sd, decay_power=decay_power, decorrelate=decorrelate,
-                    generator=generator)
+                    generator=generator, device=device)
 
 
 __all__ = ["COLOR_CORRELATION_NORMALIZED", "COLOR_CORRELATION_SQRT", "FFTImage", "ImageParam",

@@ -26,8 +26,9 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from ..devices import model_device
 from ..images import normalize as normalize_for_model
-from ..layers import capture, get_layer
+from ..layers import PreActivation, capture, get_layer
 from ..models import IMAGENET_MEAN, IMAGENET_STD
 from ..settings import is_grading
 from .objectives import as_objective, channels_per_image
@@ -42,10 +43,15 @@ class _StopForward(Exception):
     """Raised by a forward hook once the target layer has run: the rest of the model is skipped."""
 
 
-def resolve_layer(model: nn.Module, layer: nn.Module | str) -> nn.Module:
-    """``layer`` as a sub-module of ``model`` (a dotted name is looked up with ``get_layer``)."""
+def resolve_layer(model: nn.Module, layer: nn.Module | PreActivation | str) -> nn.Module | PreActivation:
+    """``layer`` as a sub-module of ``model`` or the pre-activation of one (a dotted name, with
+    ``":pre_relu"`` for the latter, is looked up with ``get_layer``)."""
     if isinstance(layer, str):
         return get_layer(model, layer)
+    if isinstance(layer, PreActivation):
+        if not any(m is layer.module for m in model.modules()):
+            raise ValueError(f"{layer!r} belongs to another model")
+        return layer
     if not isinstance(layer, nn.Module):
         raise TypeError(f"layer must be an nn.Module inside the model or its dotted name; "
                         f"got {type(layer).__name__}")
@@ -93,17 +99,19 @@ def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
             module.training = training
 
 
-def forward_to(model: nn.Module, layer: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
-    """``layer``'s output for ``inputs``, recorded with :func:`interpkit.layers.capture`.
+def forward_to(model: nn.Module, layer: nn.Module | PreActivation, inputs: torch.Tensor) -> torch.Tensor:
+    """``layer``'s output (or pre-activation) for ``inputs``, recorded with
+    :func:`interpkit.layers.capture`.
 
     The forward pass stops right after the layer's first call (a hook raises a private exception
-    that is caught here), so nothing above the layer costs time. Both hooks are removed on exit.
+    that is caught here), so nothing above the layer costs time. All hooks are removed on exit.
     """
     def stop(module, args, output):
         raise _StopForward
 
+    module = layer.module if isinstance(layer, PreActivation) else layer
     with capture(layer) as record:
-        handle = layer.register_forward_hook(stop)  # runs after capture's hook
+        handle = module.register_forward_hook(stop)  # runs after capture's hooks
         try:
             model(inputs)
         except _StopForward:
@@ -166,6 +174,9 @@ def optimize(model: nn.Module, layer: nn.Module | str, objective, param: ImagePa
     objective = as_objective(objective)
     transform = as_transform(transforms)
     normalize = normalize or make_normalizer()
+    device = model_device(model)
+    if param.device != device:
+        param.to(device)
     params = list(param.parameters())
     if not params or not all(p.is_leaf and p.requires_grad for p in params):
         raise ValueError("param.parameters() must be leaf tensors with requires_grad=True")
@@ -187,7 +198,7 @@ def optimize(model: nn.Module, layer: nn.Module | str, objective, param: ImagePa
                     p.grad = g
                 optimizer.step()
                 bar.update(1)
-                if step % 16 == 0 or step == steps - 1:
+                if not bar.disable and (step % 16 == 0 or step == steps - 1):  # .item() syncs a GPU
                     bar.set_postfix(objective=f"{value.item():.3g}", refresh=False)
     finally:
         bar.close()
@@ -232,7 +243,7 @@ def render(model: nn.Module, layer: nn.Module | str, objective, param: ImagePara
         float32 array ``(N, H, W, 3)`` in ``[0, 1]``: ``param()`` after the last step (untransformed).
     """
     generator = _generator(seed)
-    param = fft_image(size, generator=generator) if param is None else param
+    param = fft_image(size, generator=generator, device=model_device(model)) if param is None else param
     snapshots = optimize(model, layer, objective, param, transforms, steps, lr,
                          make_normalizer(model_name, normalize), generator, progress,
                          desc=f"render {getattr(objective, 'name', 'objective')}")
@@ -253,7 +264,7 @@ def visualize_steps(model: nn.Module, layer: nn.Module | str, objective,
     if not thresholds:
         raise ValueError("thresholds must name at least one step")
     generator = _generator(seed)
-    param = fft_image(size, generator=generator) if param is None else param
+    param = fft_image(size, generator=generator, device=model_device(model)) if param is None else param
     snapshots = optimize(model, layer, objective, param, transforms, thresholds[-1], lr,
                          make_normalizer(model_name, normalize), generator, progress,
                          record_at=thresholds, desc="visualize_steps")
@@ -285,7 +296,8 @@ def render_layer(model: nn.Module, layer: nn.Module | str, channels: int | Seque
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1; got {batch_size}")
     generator = _generator(seed)
-    make_param = param_fn or (lambda n, gen: fft_image(size, batch=n, generator=gen))
+    device = model_device(model)
+    make_param = param_fn or (lambda n, gen: fft_image(size, batch=n, generator=gen, device=device))
     normalizer = make_normalizer(model_name, normalize)
     outputs = []
     for start in range(0, len(channel_list), batch_size):
