@@ -39,10 +39,16 @@ All measurements use torchvision's GoogLeNet (InceptionV1, Lucid's network) with
     timed lucent call gets a fresh copy of the model (copied outside the timed region); what it
     left behind is reported.
 
+(d) ``GPU / CPU``
+    With ``--device cuda`` (or ``auto`` on a machine with a GPU): (a) and (b) run on the GPU, and
+    one render step on the GPU is compared with the same step on the CPU (``inception4c``, 128 px).
+    On a GPU the batch of (b) should reach its goal easily; on a CPU, which is compute-bound, it
+    cannot.
+
 Each cell is the median of ``--reps`` repetitions after ``--warmup`` untimed rounds; the methods
 of a row run interleaved (reversed order every other round) with the garbage collector paused
-during each timed call. ``--threads N`` sets ``torch.set_num_threads`` (default: torch's default,
-printed).
+during each timed call (on a GPU, each timed call ends with ``torch.cuda.synchronize()``).
+``--threads N`` sets ``torch.set_num_threads`` (default: torch's default, printed).
 """
 from __future__ import annotations
 
@@ -80,13 +86,26 @@ def measure(methods: list[Method], reps: int, warmup: int) -> dict[str, float]:
     return {name: statistics.median(ts) for name, ts in measure_all(methods, reps, warmup).items()}
 
 
-def _model():
+def _model(device: str = "cpu"):
     import torch
 
     from interpkit import load_model
 
     torch.manual_seed(0)
-    return load_model(MODEL, pretrained=False)
+    return load_model(MODEL, pretrained=False, device=device)
+
+
+def _synced(fn, device: str):
+    """``fn`` followed by a wait for the GPU (the work a GPU queues must be inside the timing)."""
+    import torch
+
+    if not str(device).startswith("cuda"):
+        return fn
+
+    def run():
+        fn()
+        torch.cuda.synchronize()
+    return run
 
 
 def _ms(seconds: float) -> str:
@@ -97,13 +116,14 @@ def _ms(seconds: float) -> str:
 def bench_step(model, layer_name: str, size: int, steps: int, reps: int, warmup: int) -> dict:
     import torch
 
-    from interpkit import get_layer
+    from interpkit import get_layer, model_device
     from interpkit.featureviz import channel, render
     from interpkit.featureviz.render import forward_to
 
     layer = get_layer(model, layer_name)
+    device = model_device(model)
     side = size + 2 * 12 - 8 - 4  # pad 12, jitter 8, (scale 1, rotation), jitter 4
-    x = torch.randn(1, 3, side, side)
+    x = torch.randn(1, 3, side, side, device=device)
 
     def reset() -> None:
         model.zero_grad(set_to_none=True)
@@ -118,8 +138,8 @@ def bench_step(model, layer_name: str, size: int, steps: int, reps: int, warmup:
     def step() -> None:
         render(model, layer, channel(0), size=size, steps=steps, progress=False)
 
-    methods = [Method("fwd+bwd", fwd_bwd, setup=reset, teardown=reset), Method("floor", floor),
-               Method("render step", step, per=steps)]
+    methods = [Method("fwd+bwd", _synced(fwd_bwd, device), setup=reset, teardown=reset),
+               Method("floor", _synced(floor, device)), Method("render step", _synced(step, device), per=steps)]
     times = measure(methods, reps, warmup)
     if any(p.grad is not None for p in model.parameters()):
         raise RuntimeError("a parameter gradient was left behind")
@@ -145,20 +165,22 @@ def report_step(results: list[dict], steps: int) -> tuple[str, int]:
 # --------------------------------------------------------------------------- (b)
 def bench_batched(model, n_channels: int, n_single: int, size: int, steps: int, reps: int,
                   warmup: int, chunks: list[int | None]) -> dict:
+    from interpkit import model_device
     from interpkit.featureviz import channel, render, render_layer
 
+    device = model_device(model)
     methods = []
     for chunk in chunks:
         label = f"batched ({chunk or n_channels})"
-        methods.append(Method(label, lambda chunk=chunk: render_layer(
+        methods.append(Method(label, _synced(lambda chunk=chunk: render_layer(
             model, LAYER_FOR_BATCH, n_channels, size=size, steps=steps, batch_size=chunk,
-            progress=False), per=n_channels))
+            progress=False), device), per=n_channels))
 
     def one_by_one() -> None:
         for c in range(n_single):
             render(model, LAYER_FOR_BATCH, channel(c), size=size, steps=steps, progress=False)
 
-    methods.append(Method("one by one", one_by_one, per=n_single))
+    methods.append(Method("one by one", _synced(one_by_one, device), per=n_single))
     times = measure(methods, reps, warmup)  # seconds per image
     return {"times": times, "n_channels": n_channels, "n_single": n_single, "size": size, "steps": steps}
 
@@ -276,6 +298,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help=f"timed repetitions, median reported (default {DEFAULT_REPS}; {QUICK_REPS} with --quick)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed rounds first (default 1)")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: unchanged)")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"),
+                        help="where (a) and (b) run; auto: a GPU when there is one (default cpu)")
     parser.add_argument("--lucent-python", default=os.environ.get("LUCENT_PYTHON"),
                         help="an interpreter where torch-lucent is installed (default: $LUCENT_PYTHON)")
     parser.add_argument("--lucent-steps", type=int, default=None, help=argparse.SUPPRESS)
@@ -304,12 +328,14 @@ def main(argv: list[str] | None = None) -> int:
     steps = 2 if args.quick else 4
     n_channels, n_single, size_b, steps_b = (16, 2, 64, 2) if args.quick else (64, 4, 128, 2)
     chunks = [None] if args.quick else [None, 16, 4]
-    print(f"torch {torch.__version__}; CPU, {os.cpu_count()} logical cores; "
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+    where = torch.cuda.get_device_name(0) if device == "cuda" else "CPU"
+    print(f"torch {torch.__version__}; {where}, {os.cpu_count()} logical cores; "
           f"torch.get_num_threads() = {torch.get_num_threads()}"
           f"{' (set by --threads)' if args.threads else ' (default, not changed)'}; "
           f"median of {args.reps} reps after {args.warmup} warm-up round(s); {MODEL}, random weights")
     load_start = load_average()
-    model = _model()
+    model = _model(device)
     start = time.perf_counter()
     step_results = [bench_step(model, layer, size, steps, args.reps, args.warmup)
                     for size in STEP_SIZES for layer in STEP_LAYERS]
@@ -317,6 +343,15 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     batched = bench_batched(model, n_channels, n_single, size_b, steps_b, args.reps, args.warmup, chunks)
     print(f"  measured (b) in {time.perf_counter() - start:.0f} s", flush=True)
+    gpu_text = ""
+    if device == "cuda":
+        start = time.perf_counter()
+        on_cpu = bench_step(_model("cpu"), "inception4c", 128, steps, args.reps, args.warmup)["times"]
+        on_gpu = next(r["times"] for r in step_results if r["layer"] == "inception4c" and r["size"] == 128)
+        gpu_text = (f"(d) one render step of inception4c at 128 px: GPU {_ms(on_gpu['render step'])} ms, "
+                    f"CPU {_ms(on_cpu['render step'])} ms: the GPU is "
+                    f"{on_cpu['render step'] / on_gpu['render step']:.1f}x faster")
+        print(f"  measured (d) in {time.perf_counter() - start:.0f} s", flush=True)
     start = time.perf_counter()
     lucent_text = lucent_section(args)
     print(f"  measured (c) in {time.perf_counter() - start:.0f} s", flush=True)
@@ -330,6 +365,9 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(text_b)
     print()
+    if gpu_text:
+        print(gpu_text)
+        print()
     print(lucent_text)
     print()
     print(f"Goals: render step <= {GOAL_STEP_VS_FWD_BWD:.2f}x one forward+backward; batched >= "
