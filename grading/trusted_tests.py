@@ -154,11 +154,13 @@ class TrustedTests:
     ``graded``: the notebook being graded (its student cells are read for provenance);
     ``connect``: returns the :class:`~autograder.remote.RemoteKernel` of the student's kernel
     (called lazily, again after a restart); ``cell_seconds``: how long the student's code may run
-    per test cell; ``toolbox``: graded name -> toolbox implementations of it."""
+    per test cell; ``toolbox``: graded name -> toolbox implementations of it. ``local``: instead
+    of a kernel, a namespace of this process holding the student's names (the test suite grades
+    many example submissions this way, with the very same test runs and provenance rules)."""
 
     def __init__(self, release: NotebookNode, graded: NotebookNode,
-                 connect: Callable[[], remote.RemoteKernel], cell_seconds: float,
-                 toolbox: dict[str, tuple[str, ...]] | None = None):
+                 connect: Callable[[], remote.RemoteKernel] | None, cell_seconds: float,
+                 toolbox: dict[str, tuple[str, ...]] | None = None, local: dict | None = None):
         self.contract = contract_names(release)
         locked = [c.source for c in graded.cells if is_locked_code(c)]
         self.analysis = delegation.Analysis(student_cells(graded), locked)
@@ -167,6 +169,7 @@ class TrustedTests:
         self.toolbox = toolbox or {}
         self.kernel: remote.RemoteKernel | None = None
         self.kernel_lost = False
+        self.local = local
         self.namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
         self._seed()
 
@@ -230,6 +233,13 @@ class TrustedTests:
             else:
                 self.namespace[name] = Unusable(name, str(found.get("type", "unknown")))
 
+    def _bind_local(self) -> None:
+        for name in self.contract:
+            if name in self.local:
+                self.namespace[name] = self.local[name]
+            else:
+                self.namespace.pop(name, None)
+
     def referenced(self, source: str) -> list[str]:
         """The student's names a test cell uses."""
         try:
@@ -248,12 +258,15 @@ class TrustedTests:
         outputs: list[NotebookNode] = []
         stdout, value, failure = "", None, None
         try:
-            if self.kernel_lost:
-                raise remote.KernelLost("it stopped working in an earlier cell")
-            if self.kernel is None:
-                self.kernel = self.connect()
-            self.kernel.budget = self.cell_seconds
-            self._bind(self.kernel)
+            if self.local is not None:
+                self._bind_local()
+            else:
+                if self.kernel_lost:
+                    raise remote.KernelLost("it stopped working in an earlier cell")
+                if self.kernel is None:
+                    self.kernel = self.connect()
+                self.kernel.budget = self.cell_seconds
+                self._bind(self.kernel)
         except (remote.KernelLost, remote.CallTimeout, remote.InvalidReply) as err:
             failure = err
         if failure is None:

