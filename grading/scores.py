@@ -182,7 +182,7 @@ def score_table(root: Path | str, assignment: str, students: list[str] | None = 
     heads = {s: _short(s, MAX_STUDENT) for s in shown}
     col_w = {s: max(len(heads[s]), *(len(v) for v in columns[s])) for s in shown}
 
-    pages: list[list[str]] = []
+    pages: list[list[str]] = [] if shown else [[]]  # no student yet: the parts and maxima
     room = width - label_w - 2 - max_w
     for student in shown:
         need = 2 + col_w[student]
