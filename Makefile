@@ -7,7 +7,7 @@ PY := $(BIN)/python
 export PATH := $(BIN):$(PATH)
 ASSIGNMENTS := $(notdir $(wildcard source/*))
 
-.PHONY: env sandbox postgres release demo grade test bench clean-grading report bundle
+.PHONY: env sandbox postgres release demo grade roster test bench clean-grading report bundle
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -43,6 +43,12 @@ demo: release sandbox
 grade: env sandbox
 	@test -n "$(A)" || { echo "usage: make grade A=<assignment> [ARGS=...]  (one of: $(ASSIGNMENTS))" >&2; exit 2; }
 	$(PY) -m grading.grade_all $(A) $(ARGS)
+
+## roster: students' names and ids from an LMS export (Canvas or Moodle CSV) into the gradebook
+## (python -m grading.roster): make roster R=export.csv [ARGS="--id-column 'SIS User ID'"]
+roster: env
+	@test -n "$(R)" || { echo "usage: make roster R=<Canvas or Moodle CSV export> [ARGS=...]" >&2; exit 2; }
+	$(PY) -m grading.roster "$(R)" $(ARGS)
 
 ## test: the whole test suite (CI runs exactly this); a local PostgreSQL server for the
 ## gradebook tests (started by `make postgres`)
