@@ -60,6 +60,7 @@ bench: env
 	INTERPKIT_ALLOW_RANDOM_WEIGHTS=1 $(PY) bench/bench_gradcam.py
 	INTERPKIT_ALLOW_RANDOM_WEIGHTS=1 $(PY) bench/bench_featureviz.py
 	INTERPKIT_ALLOW_RANDOM_WEIGHTS=1 OMP_NUM_THREADS=1 $(PY) bench/bench_autograde.py
+	INTERPKIT_ALLOW_RANDOM_WEIGHTS=1 OMP_NUM_THREADS=1 $(PY) bench/bench_grade_all.py
 
 ## report: grades of assignment A (nbgrader export, CSV) and its per-part class report (table and
 ## figure) in reports/: make report A=L2A2_gradcam
