@@ -103,6 +103,23 @@ except Exception as _err:  # noqa: BLE001
     sys.stderr.write(f"[grading sandbox] nbgrader_config.py could not set up grading: {_err!r}\n")
     raise SystemExit(2)
 
+# --- The gradebook: SQLite by default, PostgreSQL for concurrent graders (grading/gradebook.py) ---
+# One environment variable, INTERP_GRADEBOOK_URL, names it for nbgrader and for every tool here:
+#   unset: sqlite:///<this folder>/gradebook.db (nbgrader's default; one grader)
+#   INTERP_GRADEBOOK_URL=postgresql+psycopg://USER:PASSWORD@HOST:PORT/DATABASE (several graders:
+#   `make grade` on a Dask cluster; `make postgres` starts a local server)
+# Several processes on one SQLite file take turns: every transaction begins with BEGIN IMMEDIATE
+# and waits for the lock (never "database is locked").
+try:
+    from grading import gradebook as _gradebook
+
+    c.CourseDirectory.db_url = _gradebook.db_url(COURSE_ROOT)
+    _gradebook.serialize_sqlite_writes()
+except Exception as _err:  # noqa: BLE001
+    # A wrong URL must not silently fall back to another gradebook.
+    sys.stderr.write(f"[gradebook] nbgrader_config.py: {_err}\n")
+    raise SystemExit(2)
+
 # Feedback and the formgrader render students' markdown and outputs: sanitized, no scripts.
 c.HTMLExporter.sanitize_html = True
 

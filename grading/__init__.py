@@ -18,6 +18,12 @@ Modules:
   nbgrader's exchange, LMS zips through ``zip_collect``, the late penalty.
 - :mod:`grading.class_report` -- per-question class report (PNG + table);
   :mod:`grading.bundle` -- the folder students receive.
+- :mod:`grading.grade_all` -- ``python -m grading.grade_all`` (``make grade``): a whole class in
+  parallel on Dask workers, each student one nbgrader autograde; resumes killed runs.
+- :mod:`grading.gradebook` -- the gradebook's URL (SQLite by default, PostgreSQL from
+  ``INTERP_GRADEBOOK_URL``), for nbgrader's ``db_url`` and every tool; SQLite writers take turns.
+- :mod:`grading.roster` -- ``python -m grading.roster`` (``make roster``): Canvas/Moodle CSV
+  exports into nbgrader's students.
 - :mod:`grading.demo` -- ``python -m grading.demo`` (``make demo``): submit, autograde and give
   feedback on the bundled example submissions of ``examples/<assignment>.py``.
 

@@ -41,8 +41,10 @@ from grading.course import COURSE_ROOT
 #: The bundle's folder name (and the zip's stem).
 BUNDLE_NAME = "interp-lecture2-student"
 
-#: Course requirements students do not need: grading and test tools.
-INSTRUCTOR_ONLY = frozenset({"nbgrader", "nbformat", "nbconvert", "pytest"})
+#: Course requirements students do not need: grading and test tools (parallel grading and
+#: the PostgreSQL driver included).
+INSTRUCTOR_ONLY = frozenset({"nbgrader", "nbformat", "nbconvert", "pytest", "dask", "distributed",
+                             "psycopg"})
 
 #: Added for students: a Jupyter front end (the course's grading machines need none).
 FRONT_END = "notebook>=7"

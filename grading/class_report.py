@@ -28,10 +28,12 @@ from __future__ import annotations
 import argparse
 import csv
 import sys
+import textwrap
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from grading import gradebook
 from grading.course import COURSE_ROOT
 from grading.scores import GradedPart, cell_scores, graded_parts, submitted_students
 
@@ -40,6 +42,11 @@ CSV_COLUMNS = (
     "notebook", "grade_id", "kind", "max_points", "students", "graded", "pending", "missing",
     "full_marks", "partial", "zero", "pass_rate", "mean_fraction", "distribution",
 )
+
+#: Widest part name in the text table (longer ones are cut, marked ``~``).
+MAX_LABEL = 40
+#: Narrowest distribution column of the text table; below that it goes under each row.
+MIN_DIST = 24
 
 # Scores are floats from the gradebook (partial credit): compare with a tolerance.
 _EPS = 1e-9
@@ -124,8 +131,8 @@ def class_stats(root: Path | str, assignment: str,
     if students is None:
         students = submitted_students(root, assignment)
     if not students:
-        raise ValueError(f"no autograded submission of {assignment} in {root / 'gradebook.db'}: "
-                         "autograde first")
+        raise ValueError(f"no autograded submission of {assignment} in the gradebook "
+                         f"{gradebook.redact(gradebook.db_url(root))}: autograde first")
     per_student = [cell_scores(root, assignment, s) for s in students]
     stats = []
     for part in parts:
@@ -180,38 +187,57 @@ def write_csv(stats: list[PartStats], path: Path | str) -> Path:
     return path
 
 
-def text_table(stats: list[PartStats], assignment: str) -> str:
-    """The table as aligned plain text, a legend, and the hardest autograded parts."""
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "~"
+
+
+def text_table(stats: list[PartStats], assignment: str, width: int = 100) -> str:
+    """The table as aligned plain text that fits ``width`` columns (part names longer than
+    :data:`MAX_LABEL` are cut with ``~``; the distribution wraps onto continuation lines), a
+    legend, and the hardest autograded parts."""
     def pct(x: float | None) -> str:
         return "pending" if x is None else f"{100 * x:.0f}%"
 
     header = ["part", "kind", "max", "graded", "pending", "pass", "mean", "distribution"]
-    rows = [[_label(s, stats), s.kind, _num(s.part.points), str(s.graded), str(s.pending),
-             pct(s.pass_rate), pct(s.mean_fraction),
+    rows = [[_cut(_label(s, stats), MAX_LABEL), s.kind, _num(s.part.points), str(s.graded),
+             str(s.pending), pct(s.pass_rate), pct(s.mean_fraction),
              " ".join(f"{_num(k)}:{v}" for k, v in s.distribution.items())
              + (f"  ({s.missing} missing)" if s.missing else "")]
             for s in stats]
-    widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
-    left = {0, 1, 7}  # text columns left-aligned, numbers right-aligned
+    widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header) - 1)]
+    left = {0, 1}  # text columns left-aligned, numbers right-aligned
+    indent = sum(widths) + 2 * len(widths)
+    # The distribution wraps in its column, or, when that column would be narrower than
+    # MIN_DIST and some distribution does not fit in it, goes on indented lines below each row.
+    below = width - indent < MIN_DIST and any(len(r[-1]) > width - indent for r in rows)
+    dist_w = width - 4 if below else width - indent
 
-    def line(values: list[str]) -> str:
-        return "  ".join(v.ljust(w) if i in left else v.rjust(w)
-                         for i, (v, w) in enumerate(zip(values, widths))).rstrip()
+    def lines(values: list[str]) -> list[str]:
+        head = "  ".join(v.ljust(w) if i in left else v.rjust(w)
+                         for i, (v, w) in enumerate(zip(values, widths)))
+        parts = textwrap.wrap(values[-1], dist_w, break_on_hyphens=False) or [""]
+        if below:
+            if values is header:
+                return [head.rstrip()]
+            return [head.rstrip()] + ["    " + p for p in parts if p]
+        return [(head + "  " + parts[0]).rstrip()] + [" " * indent + p for p in parts[1:]]
 
+    table = (["(distribution of each part: on the lines below it)"] if below else []) + lines(header)
+    table.append("-" * min(width, max(len(line) for r in rows for line in lines(r))))
+    for r in rows:
+        table += lines(r)
     n = max(s.students for s in stats)
-    out = [f"{assignment}: {n} student(s) with an autograded submission",
-           line(header), line(["-" * w for w in widths])]
-    out += [line(r) for r in rows]
-    out += ["",
-            "pass = full marks among graded students; mean = mean of score / max among graded "
-            "students;",
-            "pending = written answers awaiting a grader (not counted as 0); distribution = "
-            "score:students."]
+    out = [f"{assignment}: {n} student(s) with an autograded submission", *table, ""]
+    out += textwrap.wrap(
+        "pass = full marks among graded students; mean = mean of score / max among graded "
+        "students; pending = written answers awaiting a grader (not counted as 0); "
+        "distribution = score:students.", width)
     auto = sorted((s for s in stats if not s.part.manual and s.mean_fraction is not None),
                   key=lambda s: (s.mean_fraction, s.pass_rate))
     if auto:
-        out.append("Hardest autograded parts (lowest mean): " + ", ".join(
-            f"{_label(s, stats)} ({pct(s.mean_fraction)})" for s in auto[:3]))
+        out += textwrap.wrap("Hardest autograded parts (lowest mean): " + ", ".join(
+            f"{_cut(_label(s, stats), MAX_LABEL)} ({pct(s.mean_fraction)})" for s in auto[:3]), width,
+            break_on_hyphens=False)
     return "\n".join(out)
 
 

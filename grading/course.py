@@ -33,7 +33,7 @@ COURSE_ITEMS = (
 #: Never copied: caches, the environment, and nbgrader's per-student data and gradebook.
 COPY_IGNORE = (
     "__pycache__", "*.pyc", ".ipynb_checkpoints", ".venv", "submitted", "autograded",
-    "feedback", "gradebook.db", "nbgrader.log", ".grading-cache",
+    "feedback", "gradebook.db", "nbgrader.log", ".grading-cache", ".grade-all",
 )
 
 _BIN = Path(sys.executable).parent

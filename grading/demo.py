@@ -11,7 +11,8 @@ blank release notebook):
    touched);
 2. autograde them with nbgrader, one student at a time;
 3. generate their feedback HTML;
-4. print the score table (read from the gradebook, ``gradebook.db`` in the course root) and where
+4. print the score table (read from the gradebook: ``gradebook.db`` in the course root unless
+   ``INTERP_GRADEBOOK_URL`` names another, :mod:`grading.gradebook`) and where
    the feedback files are.
 """
 from __future__ import annotations
@@ -26,6 +27,7 @@ from pathlib import Path
 
 import nbformat
 
+from grading import gradebook
 from grading.course import COURSE_ROOT, autograde, generate_feedback, generate_release, submit
 from grading.scores import score_table
 from grading.submissions import fill, solution_answers, solution_cells
@@ -96,14 +98,15 @@ def write_submissions(root: Path | str, assignment: str, demo_submissions: dict)
 
 
 def in_gradebook(root: Path | str, assignment: str) -> bool:
-    """Whether ``gradebook.db`` of the course knows the assignment (``generate_assignment``
-    records it and its cells there; ``autograde`` refuses an assignment it does not know)."""
-    from nbgrader.api import Gradebook, MissingEntry
+    """Whether the course's gradebook (:func:`grading.gradebook.db_url`) knows the assignment
+    (``generate_assignment`` records it and its cells there; ``autograde`` refuses an
+    assignment it does not know)."""
+    from nbgrader.api import MissingEntry
 
-    db = Path(root).resolve() / "gradebook.db"
-    if not db.exists():
+    url = gradebook.db_url(root)
+    if not gradebook.exists(url):
         return False
-    with Gradebook(f"sqlite:///{db}") as gb:
+    with gradebook.open_gradebook(url) as gb:
         try:
             gb.find_assignment(assignment)
         except MissingEntry:
@@ -122,7 +125,7 @@ def run(root: Path | str = COURSE_ROOT, only: list[str] | None = None) -> None:
             continue
         if not in_gradebook(root, assignment):
             # e.g. after `make clean-grading`: the gradebook was deleted after `make release`.
-            print(f"[{assignment}] not in gradebook.db: nbgrader generate_assignment ...",
+            print(f"[{assignment}] not in the gradebook: nbgrader generate_assignment ...",
                   flush=True)
             generate_release(assignment, root)
         students = write_submissions(root, assignment, module.DEMO_SUBMISSIONS)

@@ -74,3 +74,31 @@ def test_bench_autograde_report_and_one_real_submission():
     seconds = [float(x) for x in line.split()[4:6]]  # trusted s, previous s
     assert all(s > 1 for s in seconds), out
     assert not any(line.startswith("batch") for line in out.splitlines()), out
+
+
+def test_bench_grade_all_report_and_a_small_real_run():
+    """bench/bench_grade_all.py: the table and the goal's verdict on fake timings (fits 100
+    columns), then a real run on 2 submissions (serial, then grade_all on 2 workers in-process)
+    as a subprocess: about 1.5 minutes on 2 cores. The 20-submission figure is `make bench`'s."""
+    from bench.bench_grade_all import SERIAL, format_report
+
+    report = format_report({SERIAL: 200.0, "process": 110.0, "subprocess": 125.0}, 20, 2)
+    assert max(len(line) for line in report.splitlines()) <= 100, report
+    process = next(line for line in report.splitlines() if "in-process" in line)
+    assert "1.82x" in process and "met" in process and "5.5" in process, report
+    assert "1.60x" in next(line for line in report.splitlines() if "subprocess" in line)
+    assert "Goal: grade_all on 2 workers at least 1.7x faster than serial: met." in report
+    assert "MISSED (1.50x)" in format_report({SERIAL: 150.0, "process": 100.0}, 20, 2)
+
+    env = dict(os.environ, INTERPKIT_ALLOW_RANDOM_WEIGHTS="1", PYTHONWARNINGS="ignore",
+               OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
+               PATH=f"{Path(_python()).parent}{os.pathsep}{os.environ['PATH']}")
+    proc = subprocess.run([_python(), str(REPO / "bench" / "bench_grade_all.py"), "--batch", "2",
+                           "--modes", "process"], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=900)
+    out = proc.stdout
+    assert proc.returncode == 0, f"exit {proc.returncode}\nstdout:\n{out}\nstderr:\n{proc.stderr}"
+    serial = next(line for line in out.splitlines() if line.startswith("nbgrader autograde (serial)"))
+    parallel = next(line for line in out.splitlines() if line.startswith("grade_all, 2 workers"))
+    assert serial.split()[3] == "2" and float(serial.split()[4]) > 1, out
+    assert "x" in parallel and ("met" in parallel or "MISSED" in parallel), out

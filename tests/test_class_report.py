@@ -186,3 +186,16 @@ def test_cli_without_submissions_says_so(tmp_path, capsys):
     course.generate_release(A, root)  # a gradebook with the assignment but no submission
     assert class_report.main([A, "--root", str(root), "--out", str(tmp_path / "out")]) == 1
     assert "no autograded submission" in capsys.readouterr().err
+
+
+def test_text_table_fits_100_columns_with_long_names_and_many_scores():
+    """Part names longer than 40 characters are cut; a wide distribution wraps."""
+    long = scores.GradedPart("a_notebook_with_a_long_name", "test_" + "x" * 60, 6.0, False)
+    short = scores.GradedPart("nb", "q_short", 4.0, True)
+    many = tuple(i / 7 for i in range(43))  # 43 distinct partial-credit scores
+    stats = [class_report.PartStats(long, many, 0, 2), class_report.PartStats(short, (), 5, 0)]
+    text = class_report.text_table(stats, A)
+    assert max(len(line) for line in text.splitlines()) <= 100, text
+    assert "~" in text and "(2 missing)" in text
+    tokens = set(text.split())
+    assert all(f"{class_report._num(x)}:1" in tokens for x in many), text

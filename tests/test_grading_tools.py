@@ -82,8 +82,27 @@ def _course(root):
     return root
 
 
-def _table_rows(text):
-    return {line.split()[0]: line.split()[1:] for line in text.splitlines()[3:] if line.strip()}
+def _table_columns(text):
+    """``{student: [values in row order]}`` and ``{row label: max}`` of a score table (every
+    page): rows are parts, then "auto total" and "manual pending"."""
+    columns, maxima, students = {}, {}, []
+    for line in text.splitlines():
+        if line.startswith("part "):
+            students = line.split()[2:]
+            columns.update({s: [] for s in students})
+            continue
+        tokens = line.split()
+        if not students or not tokens or set(line) <= {"-"}:
+            if not tokens:
+                students = []
+            continue
+        values, prefix = tokens[-len(students):], tokens[:-len(students)]
+        two_words = " ".join(prefix[:2]) in ("auto total", "manual pending")
+        label = " ".join(prefix[:2]) if two_words else prefix[0]
+        maxima[label] = " ".join(prefix[2 if two_words else 1:])
+        for student, value in zip(students, values):
+            columns[student].append(value)
+    return columns, maxima
 
 
 def test_grading_pipeline_on_toy_course(tmp_path, capsys):
@@ -134,18 +153,24 @@ def test_grading_pipeline_on_toy_course(tmp_path, capsys):
         assert (root / "feedback" / student / A / "toy.html").is_file(), student
     assert "Score: 1.5 / 2.0" in (root / "feedback" / "buggy" / A / "toy.html").read_text()
 
-    # Score table: source order of the grade cells, every student, totals, pending count.
+    # Score table: parts as rows in source order (max, * = manual), a column per student,
+    # totals and pending count; it fits 100 columns.
     table = scores.score_table(root, A)
-    assert table.splitlines()[1].split()[:4] == [
-        "student", "test_add_visible", "test_add_partial", "why_commutative"]
-    rows = _table_rows(table)
-    assert set(rows) == {"(max)", "complete", "blank", "buggy", "demo_blank", "demo_buggy"}
-    assert rows["complete"] == ["1", "2", "?", "3/3", "1"]
-    assert rows["blank"] == ["0", "0", "0", "0/3", "0"]
-    assert rows["buggy"] == ["1", "1.5", "?", "2.5/3", "1"]
+    assert max(len(line) for line in table.splitlines()) <= 100, table
+    columns, maxima = _table_columns(table)
+    assert list(maxima) == ["test_add_visible", "test_add_partial", "why_commutative",
+                            "auto total", "manual pending"]
+    assert list(maxima.values()) == ["1", "2", "1*", "3", ""]
+    assert set(columns) == {"complete", "blank", "buggy", "demo_blank", "demo_buggy"}
+    assert columns["complete"] == ["1", "2", "?", "3/3", "1"]
+    assert columns["blank"] == ["0", "0", "0", "0/3", "0"]
+    assert columns["buggy"] == ["1", "1.5", "?", "2.5/3", "1"]
+    narrow = scores.score_table(root, A, width=40)  # students on pages
+    assert max(len(line) for line in narrow.splitlines()) <= 40, narrow
+    assert "(page 2/" in narrow and _table_columns(narrow)[0] == columns
     assert scores.main([A, "--root", str(root), "--students", "buggy", "nobody"]) == 0
     out = capsys.readouterr().out
-    assert "2.5/3" in out and "nobody" in out and "complete" not in out
+    assert "2.5/3" in out and "no autograded submission: nobody" in out and "complete" not in out
 
     # demo.run: skips an assignment without examples; with one, grades its demo students only.
     assert demo.load_examples(root, A) is None
@@ -160,9 +185,9 @@ def test_grading_pipeline_on_toy_course(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "autograding demo_minus (1/1)" in out
     assert str(root / "feedback" / "demo_minus" / A / "toy.html") in out
-    rows = _table_rows(out[out.index(f"{A}: scores"):out.index(f"[{A}] feedback")])
-    assert set(rows) == {"(max)", "demo_minus"}
-    assert rows["demo_minus"] == ["0", "0.5", "?", "0.5/3", "1"]  # only add(0, 0) is right
+    columns, _ = _table_columns(out[out.index(f"{A}: scores"):out.index(f"[{A}] feedback")])
+    assert set(columns) == {"demo_minus"}
+    assert columns["demo_minus"] == ["0", "0.5", "?", "0.5/3", "1"]  # only add(0, 0) is right
     assert (root / "submitted" / "complete" / A / "timestamp.txt").read_text() == before
 
 
