@@ -18,11 +18,12 @@ per graded name, which toolbox objects implement it (:mod:`autograder.delegation
 """
 from .featureviz import (TOOLBOX_IMPLEMENTATIONS as _FEATUREVIZ_TOOLBOX, check_channel_objective, check_deepdream,
                          check_deepdream_objective, check_jitter, check_neuron_objective, check_visualize)
+from .gradcam import TOOLBOX_IMPLEMENTATIONS as _GRADCAM_TOOLBOX
 from .gradcam import check_counterfactual_grad_cam, check_grad_cam, check_target_layers
 from .segmentation import check_localization_box, check_threshold_segmentation
 
 #: Graded name -> dotted paths of toolbox objects that implement it (no credit when used).
-TOOLBOX_IMPLEMENTATIONS: dict[str, tuple[str, ...]] = {**_FEATUREVIZ_TOOLBOX}
+TOOLBOX_IMPLEMENTATIONS: dict[str, tuple[str, ...]] = {**_FEATUREVIZ_TOOLBOX, **_GRADCAM_TOOLBOX}
 
 
 def warm_up(test_sources) -> None:

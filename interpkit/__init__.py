@@ -3,7 +3,9 @@
 - :mod:`interpkit.models`   model registry, weights, ImageNet class names
 - :mod:`interpkit.images`   sample photos, the two-object composite, pre-processing
 - :mod:`interpkit.layers`   ``get_layer`` by dotted name, ``capture`` a layer's output and gradient
-- :mod:`interpkit.plotting` ``show_cam`` overlays, ``image_grid``
+- :mod:`interpkit.plotting` ``show_cam`` overlays, ``image_grid``, attribution heatmaps
+- :mod:`interpkit.gradcam`  the course's Grad-CAM (L2A3's Guided Grad-CAM builds on it; in L2A2's
+                            answers it earns no credit)
 - :mod:`interpkit.settings` the random-weights switch and the grading-mode helpers
 - :mod:`interpkit.featureviz` feature visualization: parameterizations, transforms, objectives, render, DeepDream
 """
