@@ -39,7 +39,9 @@ def _check_inputs(model: nn.Module, layer: nn.Module, images: torch.Tensor) -> N
         raise RuntimeError("Grad-CAM needs gradients: call it outside torch.inference_mode().")
 
 
-def _class_indices(logits: torch.Tensor, class_idx: ClassIndex) -> torch.Tensor:
+def class_indices(logits: torch.Tensor, class_idx: ClassIndex) -> torch.Tensor:
+    """The class of each row of ``logits`` (N, classes): ``class_idx`` (one for all rows, or one
+    per row), or each row's top-1 when it is None; a ValueError names what does not fit."""
     n, num_classes = logits.shape
     if class_idx is None:
         return logits.argmax(dim=1)
@@ -87,7 +89,7 @@ def layer_output_and_gradient(model: nn.Module, layer: nn.Module, images: torch.
         raise RuntimeError("the layer was not used by the model's forward pass")
     if logits.dim() != 2:
         raise ValueError(f"the model must return logits (N, classes); got shape {tuple(logits.shape)}")
-    classes = _class_indices(logits.detach(), class_idx)
+    classes = class_indices(logits.detach(), class_idx)
     with torch.enable_grad():  # the caller may be inside torch.no_grad()
         score = logits.gather(1, classes.view(-1, 1)).sum()  # images are independent: sum = each
         if not score.requires_grad:
@@ -152,5 +154,5 @@ def counterfactual_grad_cam(model: nn.Module, layer: nn.Module, image: torch.Ten
     return grad_cam_batch(model, layer, _single(image), class_idx, counterfactual=True)[0]
 
 
-__all__ = ["cam_from_gradient", "counterfactual_grad_cam", "grad_cam", "grad_cam_and_counterfactual",
+__all__ = ["cam_from_gradient", "class_indices", "counterfactual_grad_cam", "grad_cam", "grad_cam_and_counterfactual",
            "grad_cam_batch", "layer_output_and_gradient"]

@@ -76,7 +76,9 @@ def preprocess(image: np.ndarray, model: str | ModelSpec = "resnet50",
     target = (target, target) if isinstance(target, int) else tuple(target)
     if image.shape[:2] != target:
         image = resize(image, target)
-    tensor = torch.as_tensor(image, dtype=torch.float32).permute(2, 0, 1).unsqueeze(0)
+    # contiguous (N, C, H, W): a permuted view would be channels-last, and convolutions would
+    # take another code path whose rounding differs (enough to flip ReLU gates of a trained net)
+    tensor = torch.as_tensor(image, dtype=torch.float32).permute(2, 0, 1).unsqueeze(0).contiguous()
     return normalize(tensor, spec)
 
 
