@@ -334,23 +334,22 @@ def returned_module(args: tuple, kwargs: dict, report: dict) -> nn.Module:
             _fail("the returned module names no sub-module of the argument")
     import copy
 
-    rebuilt = copy.deepcopy(target)
-    tensors = dict(rebuilt.named_buffers())
-    tensors.update(rebuilt.named_parameters())
+    params, buffers = dict(target.named_parameters()), dict(target.named_buffers())
+    tensors = {**buffers, **params}
     state = report["state"]
     if set(state) != set(tensors) or not all(_same_kind(tensors[n], v) for n, v in state.items()):
         _fail("the returned module's tensors do not fit the argument it is said to copy")
-    modules, params = dict(rebuilt.named_modules()), dict(rebuilt.named_parameters())
-    if not set(report["training"]) <= set(modules) or not set(report["requires_grad"]) <= set(params):
+    if not set(report["training"]) <= {n for n, _ in target.named_modules()} \
+            or not set(report["requires_grad"]) <= set(params):
         _fail("the returned module's modes or flags name unknown layers")
-    with torch.no_grad():
-        for name, value in state.items():
-            tensors[name].copy_(value)
-    for name, flag in report["training"].items():
-        modules[name].training = flag
-    for name, param in params.items():
-        param.grad = None
-        param.requires_grad_(report["requires_grad"].get(name, param.requires_grad))
+    # The copy takes the reported tensors in place of the argument's (decoded tensors are the
+    # grader's own memory): nothing is cloned twice.
+    memo: dict[int, Any] = {id(b): state[n] for n, b in buffers.items()}
+    memo.update({id(p): nn.Parameter(state[n], requires_grad=report["requires_grad"].get(n, p.requires_grad))
+                 for n, p in params.items()})
+    rebuilt = copy.deepcopy(target, memo)
+    for name, module in rebuilt.named_modules():
+        module.training = report["training"].get(name, module.training)
     return rebuilt
 
 
