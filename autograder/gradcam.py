@@ -21,6 +21,13 @@ from .student_call import call_on_model
 
 TOLERANCE = 2e-3  # max |student - reference|; independent correct implementations agree to ~1e-6
 
+#: The toolbox's own Grad-CAM (:mod:`interpkit.gradcam`, which L2A3's Guided Grad-CAM builds on):
+#: calling it in an L2A2 answer earns no credit for that function (autograder.delegation).
+_TOOLBOX_GRAD_CAM = tuple(f"interpkit.gradcam.{n}" for n in (
+    "grad_cam", "counterfactual_grad_cam", "grad_cam_batch", "grad_cam_and_counterfactual",
+    "cam_from_gradient", "layer_output_and_gradient"))
+TOOLBOX_IMPLEMENTATIONS = {"grad_cam": _TOOLBOX_GRAD_CAM, "counterfactual_grad_cam": _TOOLBOX_GRAD_CAM}
+
 
 def _as_tensor(value) -> torch.Tensor | None:
     """A float32 CPU tensor of ``value`` (a decoded tensor or array: plain data), or None."""

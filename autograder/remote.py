@@ -11,6 +11,10 @@ visible tests see the side effects exactly as if the function had run here. The 
 about all of it; it can only make its own function look wrong, because every number it sends is
 compared with the grader's reference.
 
+A returned module comes back the same way: the argument it is (the grader's own object), or a
+copy of the argument it is shaped like, rebuilt here with the tensors, modes and flags the kernel
+reports (:func:`returned_module`); any other module is only its type's name.
+
 Module arguments are sent once per kernel: later calls refer to the kernel's copy by a handle,
 as long as the grader's module is unchanged since (a fingerprint of its tensors' storage and
 version counters, modes and hooks) and no call reported changing it.
@@ -81,6 +85,8 @@ class Observation:
     grads: list = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     remote: bool = False
+    #: How a returned module travels (see :func:`returned_module`); ``value`` holds the module.
+    module: dict | None = None
 
 
 # ------------------------------------------------------------------------------ channel
@@ -271,7 +277,7 @@ def _student_error(error) -> StudentError | None:
 def parse_observation(payload, grads_wrt: list, remote: bool) -> tuple[Observation, list]:
     """The :class:`Observation` in a decoded payload and its reported changes; every field's type
     is checked (:class:`InvalidReply` otherwise)."""
-    if not isinstance(payload, dict) or set(payload) != {"value", "error", "grads", "changes", "notes", "seconds"}:
+    if not isinstance(payload, dict) or set(payload) - {"module"} != {"value", "error", "grads", "changes", "notes", "seconds"}:
         _fail("fields")
     seconds = payload["seconds"]
     if type(seconds) is not float or not math.isfinite(seconds):
@@ -290,9 +296,61 @@ def parse_observation(payload, grads_wrt: list, remote: bool) -> tuple[Observati
             isinstance(c, dict) and type(c.get("arg")) in (int, str) and isinstance(c.get("kind"), str)
             for c in changes)):
         _fail("changes")
+    module = payload.get("module")
+    if module is not None and not _valid_module_report(module):
+        _fail("module")
     observation = Observation(value=payload["value"], error=_student_error(payload["error"]),
                               seconds=seconds, grads=grads, notes=[n[:300] for n in notes], remote=remote)
+    observation.module = module
     return observation, changes
+
+
+def _valid_module_report(report) -> bool:
+    if not isinstance(report, dict):
+        return False
+    if set(report) == {"arg", "sub"}:
+        return type(report["arg"]) in (int, str) and isinstance(report["sub"], str)
+    if set(report) != {"like", "state", "training", "requires_grad"} or type(report["like"]) not in (int, str):
+        return False
+    state, training, flags = report["state"], report["training"], report["requires_grad"]
+    return (isinstance(state, dict) and all(isinstance(v, torch.Tensor) for v in state.values())
+            and isinstance(training, dict) and all(type(v) is bool for v in training.values())
+            and isinstance(flags, dict) and all(type(v) is bool for v in flags.values()))
+
+
+def returned_module(args: tuple, kwargs: dict, report: dict) -> nn.Module:
+    """The module a call returned, on the grader's side: the argument (or sub-module) it is, or a
+    deep copy of the argument it is shaped like, holding the reported tensors, modes and flags
+    (no ``.grad``, no hooks but the argument's). :class:`InvalidReply` if the report does not fit."""
+    key = report.get("arg", report.get("like"))
+    target = (args[key] if isinstance(key, int) and 0 <= key < len(args) else
+              kwargs.get(key) if isinstance(key, str) else None)
+    if not isinstance(target, nn.Module):
+        _fail("the returned module names no module argument")
+    if "sub" in report:
+        try:
+            return target.get_submodule(report["sub"]) if report["sub"] else target
+        except AttributeError:
+            _fail("the returned module names no sub-module of the argument")
+    import copy
+
+    params, buffers = dict(target.named_parameters()), dict(target.named_buffers())
+    tensors = {**buffers, **params}
+    state = report["state"]
+    if set(state) != set(tensors) or not all(_same_kind(tensors[n], v) for n, v in state.items()):
+        _fail("the returned module's tensors do not fit the argument it is said to copy")
+    if not set(report["training"]) <= {n for n, _ in target.named_modules()} \
+            or not set(report["requires_grad"]) <= set(params):
+        _fail("the returned module's modes or flags name unknown layers")
+    # The copy takes the reported tensors in place of the argument's (decoded tensors are the
+    # grader's own memory): nothing is cloned twice.
+    memo: dict[int, Any] = {id(b): state[n] for n, b in buffers.items()}
+    memo.update({id(p): nn.Parameter(state[n], requires_grad=report["requires_grad"].get(n, p.requires_grad))
+                 for n, p in params.items()})
+    rebuilt = copy.deepcopy(target, memo)
+    for name, module in rebuilt.named_modules():
+        module.training = report["training"].get(name, module.training)
+    return rebuilt
 
 
 # ------------------------------------------------------------------------------ side effects back
@@ -439,6 +497,8 @@ class RemoteKernel:
             self._remember(value, handle)
         observation, changes = parse_observation(payload, grads_wrt, remote=True)
         apply_changes(tuple(args), dict(kwargs), changes, observation.notes)
+        if observation.module is not None:
+            observation.value = returned_module(tuple(args), dict(kwargs), observation.module)
         for change in changes:
             key = change["arg"]
             value = (args[key] if isinstance(key, int) and 0 <= key < len(args) else kwargs.get(key)
@@ -486,6 +546,8 @@ def observe_local(fn: Callable, args: tuple, kwargs: dict, grads_wrt: Iterable[i
     grads_wrt = list(grads_wrt)
     header, buffers = witness_agent.observe(fn, args, kwargs, grads_wrt)
     observation, _ = parse_observation(codec.decode(header, buffers), grads_wrt, remote=False)
+    if observation.module is not None:
+        observation.value = returned_module(tuple(args), dict(kwargs), observation.module)
     return observation
 
 

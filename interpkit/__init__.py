@@ -4,7 +4,9 @@
 - :mod:`interpkit.images`   sample photos, the two-object composite, pre-processing
 - :mod:`interpkit.layers`   ``get_layer`` by dotted name (``"name:pre_relu"``: its pre-activation),
   ``capture`` a layer's output and gradient
-- :mod:`interpkit.plotting` ``show_cam`` overlays, ``image_grid``
+- :mod:`interpkit.plotting` ``show_cam`` overlays, ``image_grid``, attribution heatmaps
+- :mod:`interpkit.gradcam`  the course's Grad-CAM (L2A3's Guided Grad-CAM builds on it; in L2A2's
+                            answers it earns no credit)
 - :mod:`interpkit.settings` the random-weights switch and the grading-mode helpers
 - :mod:`interpkit.devices`  ``default_device`` (a GPU when there is one), ``model_device``
 - :mod:`interpkit.featureviz` feature visualization: parameterizations, transforms, objectives, render, DeepDream

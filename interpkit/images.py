@@ -96,7 +96,9 @@ def preprocess(image: np.ndarray, model: Model = "resnet50",
         image = resize(image, target)
     if device is None:
         device = model_device(model) if isinstance(model, nn.Module) else "cpu"
-    tensor = torch.as_tensor(image, dtype=torch.float32, device=device).permute(2, 0, 1).unsqueeze(0)
+    # contiguous (N, C, H, W): a permuted view would be channels-last, and convolutions would
+    # take another code path whose rounding differs (enough to flip ReLU gates of a trained net)
+    tensor = torch.as_tensor(image, dtype=torch.float32, device=device).permute(2, 0, 1).unsqueeze(0).contiguous()
     return normalize(tensor, spec)
 
 

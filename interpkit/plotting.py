@@ -1,4 +1,4 @@
-"""Figures: Grad-CAM overlays, boxes and titled image grids (matplotlib)."""
+"""Figures: Grad-CAM overlays, boxes, titled image grids and attribution heatmaps (matplotlib)."""
 from __future__ import annotations
 
 from typing import Sequence
@@ -79,3 +79,42 @@ def image_grid(images: Sequence, titles: Sequence[str] | None = None, ncols: int
         fig.suptitle(suptitle)
     fig.tight_layout()
     return fig
+
+
+def attribution_heatmap(attribution, percentile: float = 99.0) -> np.ndarray:
+    """An attribution map as an ``(H, W)`` heatmap in ``[0, 1]`` for display.
+
+    ``attribution`` is ``(H, W)`` or ``(3, H, W)`` (tensor or array); a 3-channel map is reduced
+    to the max of its absolute value over the channels. Values are divided by their
+    ``percentile``-th percentile and clipped to 1, so that a few extreme pixels do not turn the
+    rest black (the usual display of saliency maps; for display only, not for ranking pixels).
+    """
+    values = np.abs(_to_numpy(attribution).astype(np.float64))
+    if values.ndim == 3:
+        values = values.max(axis=0)
+    if values.ndim != 2:
+        raise ValueError(f"expected an (H, W) or (3, H, W) attribution, got shape {values.shape}")
+    top = np.percentile(values, percentile) if values.size else 0.0
+    if top <= 0:
+        top = values.max()
+    return np.clip(values / top, 0.0, 1.0) if top > 0 else np.zeros_like(values)
+
+
+def show_attribution(attribution, ax=None, title: str | None = None, image: np.ndarray | None = None,
+                     cmap: str = "inferno", percentile: float = 99.0):
+    """Show :func:`attribution_heatmap` of ``attribution`` on ``ax``; with ``image`` (``(H, W, 3)``
+    in ``[0, 1]``), as an overlay on the photo. Returns the axes."""
+    heat = attribution_heatmap(attribution, percentile)
+    ax = ax or plt.gca()
+    if image is not None:
+        image = _to_numpy(image)
+        if image.shape[:2] != heat.shape:
+            raise ValueError(f"image {image.shape[:2]} and attribution {heat.shape} must have the same height and width")
+        ax.imshow(image)
+        ax.imshow(heat, cmap=cmap, alpha=0.6, vmin=0.0, vmax=1.0)
+    else:
+        ax.imshow(heat, cmap=cmap, vmin=0.0, vmax=1.0)
+    if title:
+        ax.set_title(title, fontsize=9)
+    ax.axis("off")
+    return ax

@@ -89,6 +89,16 @@ CHEATS = [
      "def grad_cam(model, layer, image, class_idx=None):\n"
      "    return GradCAM(model, [layer])(image)[0]",
      "grad_cam", "pytorch_grad_cam"),
+    (L2A2, "grad_cam",  # the toolbox's own Grad-CAM (there for L2A3's Guided Grad-CAM)
+     "from interpkit.gradcam import grad_cam as toolbox_cam\n"
+     "def grad_cam(model, layer, image, class_idx=None):\n    return toolbox_cam(model, layer, image, class_idx)",
+     "grad_cam", "interpkit.gradcam.grad_cam"),
+    (L2A2, "counterfactual_grad_cam",
+     "import interpkit.gradcam as ig\n"
+     "def counterfactual_grad_cam(model, layer, image, class_idx):\n"
+     "    acts, grad, _ = ig.layer_output_and_gradient(model, layer, image, class_idx)\n"
+     "    return ig.cam_from_gradient(acts, grad, image.shape[-2:], -1.0)[0]",
+     "counterfactual_grad_cam", "interpkit.gradcam"),
     (L2A2, "threshold_segmentation",  # a module looked up by name
      "import importlib, sys\nimportlib.import_module('solutions.segmentation')\n"
      "threshold_segmentation = sys.modules['solutions.segmentation'].threshold_segmentation",

@@ -129,6 +129,57 @@ def test_models_are_sent_once_and_the_kernels_copy_stays_pristine(kernel, monkey
     assert kernel.fn("first_weight")(big) == pytest.approx(w0)
 
 
+RETURNS_MODULES = (
+    "import copy, torch\n"
+    "def same(model):\n    return model\n"
+    "def layer_of(model):\n    return model[0]\n"
+    "def edited_copy(model):\n"
+    "    c = copy.deepcopy(model)\n"
+    "    torch.nn.init.zeros_(c[0].weight)\n"
+    "    c[0].bias.requires_grad_(False)\n"
+    "    return c.train()\n"
+    "def in_place(model):\n"
+    "    torch.nn.init.ones_(model[2].weight)\n    return model\n"
+    "def other(model):\n    return torch.nn.Linear(2, 2)\n")
+
+
+def _returned_modules(call) -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2)).eval()
+    before = {n: t.clone() for n, t in model.state_dict().items()}
+    assert call("same", model) is model
+    assert call("layer_of", model) is model[0]
+    copied = call("edited_copy", model)
+    assert isinstance(copied, nn.Sequential) and copied is not model and copied[0] is not model[0]
+    assert torch.equal(copied[0].weight, torch.zeros(3, 4)) and torch.equal(copied[2].weight, model[2].weight)
+    assert copied.training and not copied[0].bias.requires_grad and not model.training
+    assert all(torch.equal(t, before[n]) for n, t in model.state_dict().items()), "the argument changed"
+    assert call("in_place", model) is model and torch.equal(model[2].weight, torch.ones(2, 3))
+    assert type(call("other", model)).__name__ == "Opaque"
+
+
+def test_returned_modules_come_back_as_the_argument_or_a_rebuilt_copy(kernel):
+    """A module is no plain data: the argument it is comes back as the grader's own object, a copy
+    shaped like an argument is rebuilt from the grader's object with the kernel's tensors, modes
+    and flags; anything else is its type's name. In-process calls see exactly the same."""
+    kernel.run(RETURNS_MODULES)
+    _returned_modules(lambda name, *args: kernel.fn(name)(*args))
+    local: dict = {}
+    exec(RETURNS_MODULES, local)
+    _returned_modules(lambda name, *args: remote.observe(local[name], args).value)
+
+
+def test_forged_module_reports_are_invalid_replies():
+    model = nn.Linear(2, 2)
+    good = {"value": None, "error": None, "grads": None, "changes": [], "notes": [], "seconds": 0.0}
+    for forged in ({"like": 0, "state": {"weight": torch.zeros(3, 3)}, "training": {}, "requires_grad": {}},
+                   {"like": 0, "state": {"weight": torch.zeros(2, 2)}, "training": {}, "requires_grad": {}},
+                   {"arg": 5, "sub": ""}, {"arg": 0, "sub": "nothing.here"}, {"arg": 0}):
+        with pytest.raises(remote.InvalidReply):
+            observation, _ = remote.parse_observation(dict(good, module=forged), [], remote=True)
+            remote.returned_module((model,), {}, observation.module)
+
+
 def test_gradients_are_reported_on_request(kernel):
     kernel.run("def mean_sq(acts):\n    return (acts ** 2).mean()\ndef detached(acts):\n    return acts.mean().detach()")
     x = torch.arange(4.0).requires_grad_(True)

@@ -13,7 +13,13 @@ an *observation*, encoded with :mod:`witness.codec`:
   buffers written, ``.grad`` fields set, ``requires_grad`` flags and train/eval modes flipped,
   hooks added, parameters or modules added or removed; for a tensor or array, its new value;
   for a ``torch.Generator``, its new state;
-- ``notes``: facts about the process (global module hooks left registered).
+- ``notes``: facts about the process (global module hooks left registered);
+- ``module``: how a returned ``nn.Module`` travels back (a module is no plain data): as the
+  argument it *is* (``{"arg", "sub"}``: the grader hands back its own object), or, when it has
+  exactly the structure of a module argument (a modified copy, e.g. ``copy.deepcopy(model)``
+  with some layers re-initialized), as that argument's copy with these tensors, modes and flags
+  (``{"like", "state", "training", "requires_grad"}``: the grader rebuilds it from its own
+  object); ``None`` otherwise (the value then travels as its type name only).
 
 Everything here is testimony: the kernel belongs to the student, who can change this module's
 behaviour. The grader validates every field and only ever compares what it gets with its own
@@ -226,6 +232,32 @@ def _global_hooks() -> dict[str, int]:
     return {name: len(getattr(module, name, {})) for name in GLOBAL_HOOK_DICTS}
 
 
+# ------------------------------------------------------------------------------ returned modules
+def _signature(module) -> tuple:
+    """What makes two modules interchangeable for :func:`returned_module`: every sub-module's
+    name and type, every tensor's name, shape and dtype."""
+    return (tuple((n, type(m).__module__, type(m).__qualname__) for n, m in module.named_modules()),
+            tuple((n, tuple(t.shape), str(t.dtype)) for n, t in _tensors(module).items()))
+
+
+def returned_module(value, args: tuple, kwargs: dict) -> dict | None:
+    """How the module ``value`` returned by a call travels back (see the module docstring), or
+    None when it is neither one of the module arguments (or inside one) nor shaped like one."""
+    modules = [(k, v) for k, v in _arguments(args, kwargs) if _is_module(v)]
+    for key, arg in modules:
+        for name, sub in arg.named_modules():
+            if sub is value:
+                return {"arg": key, "sub": name}
+    signature = _signature(value)
+    for key, arg in modules:
+        if _signature(arg) == signature:
+            return {"like": key,
+                    "state": {n: t.detach() for n, t in _tensors(value).items()},
+                    "training": {n: m.training for n, m in value.named_modules()},
+                    "requires_grad": {n: p.requires_grad for n, p in value.named_parameters()}}
+    return None
+
+
 # ------------------------------------------------------------------------------ observe
 def _gradients(value, args: tuple, kwargs: dict, grads_wrt: Iterable[int | str]) -> list:
     torch = _torch()
@@ -259,7 +291,7 @@ def _observe(fn: Callable, args: tuple, kwargs: dict | None, grads_wrt: Iterable
     trackers = [(k, t) for k, t in ((k, _tracker(v, baselines)) for k, v in _arguments(args, kwargs))
                 if t is not None]
     hooks_before = _global_hooks()
-    observation: dict[str, Any] = {"value": None, "error": None, "grads": None}
+    observation: dict[str, Any] = {"value": None, "error": None, "grads": None, "module": None}
     sink = io.StringIO()
     start = time.perf_counter()
     with warnings.catch_warnings(), contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
@@ -269,6 +301,10 @@ def _observe(fn: Callable, args: tuple, kwargs: dict | None, grads_wrt: Iterable
             observation["value"] = value
             if grads_wrt:
                 observation["grads"] = _gradients(value, args, kwargs, grads_wrt)
+            if _is_module(value):
+                observation["module"] = returned_module(value, args, kwargs)
+                if observation["module"] is not None:
+                    observation["value"] = None
         except BaseException as err:  # noqa: BLE001 - SystemExit and interrupts are outcomes too
             observation["error"] = describe_error(err)
     observation["seconds"] = time.perf_counter() - start
@@ -378,6 +414,7 @@ class Agent:
         name = data.get("name")
         if name not in namespace:
             header, out = codec.encode({"value": None, "grads": None, "changes": [], "notes": [], "seconds": 0.0,
+                                        "module": None,
                                         "error": {"type": "NameError", "message": f"name {name!r} is not defined",
                                                   "where": ""}})
             return {"op": "reply", "header": header}, out
