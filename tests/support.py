@@ -41,13 +41,18 @@ def setup_source(assignment: str) -> str:
     return next(c.source for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "setup")
 
 
-def run_answers(assignment: str, answers: dict[str, str]) -> dict:
-    """Namespace after running the setup cell and every code answer cell, in notebook order."""
+def run_answers(assignment: str, answers: dict[str, str], allow_errors: bool = False) -> dict:
+    """Namespace after running the setup cell and every code answer cell, in notebook order.
+    ``allow_errors``: a cell that raises is passed over, as nbgrader's execution does."""
     namespace: dict = {}
     with contextlib.redirect_stdout(io.StringIO()):
         exec(compile(setup_source(assignment), "<setup>", "exec"), namespace)
         for grade_id in cell_ids(assignment, "answer"):
-            exec(compile(answers[grade_id], f"<{grade_id}>", "exec"), namespace)
+            try:
+                exec(compile(answers[grade_id], f"<{grade_id}>", "exec"), namespace)
+            except Exception:
+                if not allow_errors:
+                    raise
     return namespace
 
 
@@ -93,7 +98,7 @@ def grade_in_process(assignment: str, answers: dict[str, str]) -> dict[str, tupl
     from grading.trusted_tests import TrustedTests
     from nbgrader.utils import determine_grade
 
-    namespace = run_answers(assignment, answers)
+    namespace = run_answers(assignment, answers, allow_errors=True)
     graded = fill(release_notebook(assignment), {k: v for k, v in answers.items()
                                                  if k in cell_ids(assignment, "answer") + cell_ids(assignment, "manual")})
     runner = TrustedTests(release_notebook(assignment), graded, None, float("inf"),
