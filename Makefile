@@ -53,7 +53,7 @@ roster: env
 ## test: the whole test suite (CI runs exactly this); a local PostgreSQL server for the
 ## gradebook tests (started by `make postgres`)
 test: env sandbox postgres
-	INTERPKIT_ALLOW_RANDOM_WEIGHTS=1 INTERP_TEST_POSTGRES_URL='$(PG_URL)' $(PY) -m pytest -n 2 --durations=15 tests
+	INTERPKIT_ALLOW_RANDOM_WEIGHTS=1 OMP_NUM_THREADS=1 INTERP_TEST_POSTGRES_URL='$(PG_URL)' $(PY) -m pytest -n 2 --durations=15 tests
 
 ## bench: speed figures, as ratios against baselines measured in the same run
 bench: env

@@ -85,8 +85,8 @@ def grade_through_nbgrader(course_dir: Path, assignment: str, submissions: dict)
     return {student: scores.cell_scores(root, assignment, student) for student in submissions}
 
 
-def grade_in_process(assignment: str, answers: dict[str, str]) -> dict[str, tuple[float, float]]:
-    """``{test cell: (score, max)}`` of every test cell, visible and hidden, as the grader scores
+def grade_in_process(assignment: str, answers: dict[str, str]) -> dict[str, tuple[float, float, str]]:
+    """``{test cell: (score, max, text of its outputs)}`` of every test cell, visible and hidden, as the grader scores
     them, but in this process: the answers run here (as an instructor's kernel would), the test
     cells through :class:`grading.trusted_tests.TrustedTests` (the same runs, outputs and
     provenance rules as while autograding), scored by nbgrader's own ``determine_grade``. Fast
@@ -109,7 +109,8 @@ def grade_in_process(assignment: str, answers: dict[str, str]) -> dict[str, tupl
             runner.run_locked(cell.source)
         elif is_test_cell(cell):
             cell.outputs, _ = runner.run_test(cell.source)
-            scores[cell.metadata.nbgrader["grade_id"]] = determine_grade(cell)
+            text = "\n".join(o.get("text", "") or "\n".join(o.get("traceback", [])) for o in cell.outputs)
+            scores[cell.metadata.nbgrader["grade_id"]] = (*determine_grade(cell), text)
     return scores
 
 

@@ -36,16 +36,20 @@ def _blank_answers(assignment: str) -> dict[str, str]:
 def test_each_variant_loses_points_in_its_own_cells_only(assignment, variant):
     scores = grade_in_process(assignment, variant.answers(dict(instructor_answers(assignment))))
     assert set(scores) == set(cell_ids(assignment, "test"))
-    lost = {cell for cell, (score, most) in scores.items() if score != most}
+    lost = {cell for cell, (score, most, _) in scores.items() if score != most}
     unexpected = lost - variant.affected
     missed = {cell for cell in variant.affected if cell.endswith("_hidden")} - lost
     assert not unexpected and not missed, (
         f"{variant.name}: lost points in {sorted(lost)}; allowed {sorted(variant.affected)}, "
-        f"hidden cells among them must lose points")
+        "hidden cells among them must lose points\n"
+        + "\n".join(f"--- {cell}\n{scores[cell][2]}" for cell in sorted(unexpected | missed)))
+    for cell in lost:  # every lost hidden point comes with a report naming the failing case
+        if cell.endswith("_hidden"):
+            assert "FAIL" in scores[cell][2] and " - " in scores[cell][2], scores[cell][2]
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_the_blank_release_earns_nothing(assignment):
     scores = grade_in_process(assignment, _blank_answers(assignment))
-    earned = {cell: score for cell, (score, _) in scores.items() if score}
+    earned = {cell: score for cell, (score, _, _) in scores.items() if score}
     assert not earned, f"the blank release earned points: {earned}"
