@@ -312,6 +312,25 @@ def quiet_local_worker(log_dir: str) -> str:
     return str(path)
 
 
+def share_cores(threads: int) -> int:
+    """Let this worker process and the grading kernels it starts use ``threads`` threads each
+    (torch, OpenMP, MKL), unless ``OMP_NUM_THREADS`` was set by whoever started the cluster.
+    W workers on C cores, each with a grader and a kernel spinning C OpenMP threads, spend most
+    of their time waiting for each other: run on each worker of a
+    :class:`~distributed.LocalCluster` with ``threads = max(1, C // W)``. Returns the count used."""
+    if os.environ.get("OMP_NUM_THREADS"):
+        return int(os.environ["OMP_NUM_THREADS"])
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[name] = str(threads)  # inherited by the kernels this worker starts
+    try:
+        import torch
+
+        torch.set_num_threads(threads)
+    except ImportError:
+        pass
+    return threads
+
+
 def _grade_in_process(root, assignment, student, url, force, feedback) -> tuple[bool, str, str]:
     from sqlalchemy.exc import SAWarning
 
@@ -432,6 +451,7 @@ def run(root: Path | str, assignment: str, *, workers: int | None = None,
         client, cluster = _make_client(workers, scheduler)
         if cluster is not None:
             client.run(quiet_local_worker, str(root / LOG_DIR / "workers"))
+            client.run(share_cores, max(1, (os.cpu_count() or 1) // workers))
         try:
             where = scheduler or f"LocalCluster, {workers} process worker(s)"
             print(f"grading on {where}, mode {mode}", file=out, flush=True)

@@ -182,3 +182,15 @@ def test_error_reason_keeps_what_matters():
     reason = grade_all._error_reason({"success": False, "log": log,
                                       "error": "Traceback...\nnbgrader.converters.base.NbGraderException: x"})
     assert reason == "nbformat.reader.NotJSONError: Notebook does not appear to be JSON: '{\"cells\": ['"
+
+
+@pytest.mark.parametrize("preset, expected", [(None, "1"), ("2", "2")])
+def test_workers_share_the_cores_unless_the_instructor_chose(preset, expected):
+    code = ("import os, torch\nfrom grading.grade_all import share_cores\n"
+            "n = share_cores(1)\nprint(n, os.environ['OMP_NUM_THREADS'], torch.get_num_threads())")
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    if preset:
+        env["OMP_NUM_THREADS"] = preset
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=Path(__file__).parents[1],
+                         capture_output=True, text=True, check=True).stdout.split()
+    assert out == [expected, expected, expected]
