@@ -262,6 +262,8 @@ def _diagnose(title: str, case: cases.MapCase, got: torch.Tensor, expected: torc
     """The likely bug behind ``got`` (a tensor that failed the comparison)."""
     if torch.isnan(got).any():
         return "your map contains NaN"
+    if got.shape == expected.shape and not got.any() and expected.any():
+        return "your map is all zeros (is the gradient taken with respect to the input image?)"
     if got.shape != expected.shape:
         h, w = expected.shape[-2:]
         if expected.dim() == 2 and tuple(got.shape) == (3, h, w):

@@ -17,7 +17,7 @@ import torch
 import autograder
 from examples.L2A3_saliency import BUGS
 from solutions import faithfulness, saliency, sanity
-from support import check_scores, instructor_answers, quiet, run_answers
+from support import instructor_answers, quiet, run_answers
 
 A = "L2A3_saliency"
 CHECKS = {  # hidden test cell -> (name in the notebook, check, points)
@@ -44,10 +44,14 @@ def answers():
     return instructor_answers(A)
 
 
-def test_the_references_get_full_marks():
-    scores = check_scores(CHECKS, REFERENCES)
-    for cell, (score, report) in scores.items():
-        assert score == CHECKS[cell][2], f"the reference lost points in {cell}:\n{report}"
+def test_the_references_get_full_marks_as_plain_floats_with_reports_on_stdout(capfd):
+    for cell, (name, check, pts) in CHECKS.items():
+        score = check(REFERENCES[name], points=pts)
+        assert type(score) is float, f"{cell}: nbgrader needs a plain float, got {type(score)}"
+        assert score == pts, f"the reference lost points in {cell}:\n{capfd.readouterr().out}"
+    out, err = capfd.readouterr()
+    assert err == "", f"a grade cell must write nothing to stderr, got: {err[:300]}"
+    assert "saliency: 3 / 3 points" in out and "randomize_layers: 3 / 3 points" in out
 
 
 LIKELY_CAUSES = {  # bug -> (hidden cell, words its report must contain)
@@ -91,15 +95,6 @@ def test_the_report_names_the_likely_cause(name, answers):
     assert "FAIL" in report and " - " in report, f"{name}: the failing property names no case:\n{report}"
 
 
-def test_scores_are_plain_floats_and_reports_go_to_stdout(capfd):
-    for cell, (name, check, pts) in CHECKS.items():
-        score = check(REFERENCES[name], points=pts)
-        assert type(score) is float, f"{cell}: nbgrader needs a plain float, got {type(score)}"
-    out, err = capfd.readouterr()
-    assert err == "", f"a grade cell must write nothing to stderr, got: {err[:300]}"
-    assert "saliency: 3 / 3 points" in out and "randomize_layers: 3 / 3 points" in out
-
-
 def test_noisy_student_code_writes_nothing_to_stderr(capfd):
     def noisy(model, image, class_idx=None):
         import sys
@@ -114,10 +109,11 @@ def test_noisy_student_code_writes_nothing_to_stderr(capfd):
 
 
 def test_partial_credit_is_deterministic(answers):
-    namespace = run_answers(A, BUGS[0].answers(dict(answers)))
-    first = quiet(autograder.check_integrated_gradients, namespace["integrated_gradients"], points=4)
-    second = quiet(autograder.check_integrated_gradients, namespace["integrated_gradients"], points=4)
-    assert first == second
+    """The same score and report twice, for a bug that fails every case (so every likely cause is tried)."""
+    namespace = run_answers(A, next(b for b in BUGS if b.name == "softmax_score").answers(dict(answers)))
+    first = quiet(autograder.check_saliency, namespace["saliency"], points=3)
+    second = quiet(autograder.check_saliency, namespace["saliency"], points=3)
+    assert first == second and first[0] < 3
 
 
 def _leaves_a_hook(model, image, class_idx=None):
@@ -158,6 +154,7 @@ def test_randomize_layers_wrong_returns_get_clear_messages(returned, fragment):
 @pytest.mark.parametrize("returned, fragment", [
     (lambda m, x, c=None: None, "got NoneType"),
     (lambda m, x, c=None: np.zeros(x.shape[-2:], dtype=np.float32), "got ndarray"),
+    (lambda m, x, c=None: torch.zeros(x.shape[-2:]), "your map is all zeros"),
     (lambda m, x, c=None: torch.full(x.shape[-2:], float("nan")), "without NaN"),
     (lambda m, x, c=None: torch.zeros(3, *x.shape[-2:]), "take the max over colour channels"),
     (lambda m, x, c=None: 1 / 0, "ZeroDivisionError"),
