@@ -87,9 +87,15 @@ def _noise(case: cases.MapCase, sigma) -> torch.Tensor:
     return torch.cat([sigma * torch.randn(x.shape, generator=gen) for _ in range(n)])
 
 
+def _batch_gradients(case: cases.MapCase, images: torch.Tensor, softmax: bool = False) -> torch.Tensor:
+    """d score / d x of each of ``images`` (n, 3, H, W), in chunks of the reference's batch (images
+    are independent: the gradient of the summed scores is each image's own)."""
+    return torch.cat([_gradient(case, chunk, softmax) for chunk in images.split(reference.BATCH)])
+
+
 def _sample_gradients(case: cases.MapCase, sigma, softmax: bool = False) -> torch.Tensor:
     """d y_c / d x at each of the case's noisy inputs (n, 3, H, W)."""
-    return torch.cat([_gradient(case, image, softmax) for image in (case.image + _noise(case, sigma)).split(1)])
+    return _batch_gradients(case, case.image + _noise(case, sigma), softmax)
 
 
 def _sigma(case: cases.MapCase):
@@ -98,7 +104,18 @@ def _sigma(case: cases.MapCase):
 
 
 def _path_gradients(case: cases.MapCase, points: torch.Tensor) -> torch.Tensor:
-    return torch.cat([_gradient(case, p) for p in points.split(1)])
+    return _batch_gradients(case, points)
+
+
+def _once(make: Callable[[], torch.Tensor]) -> Callable[[], torch.Tensor]:
+    """``make`` computed at its first call only (several likely causes share one set of gradients)."""
+    kept: list[torch.Tensor] = []
+
+    def get() -> torch.Tensor:
+        if not kept:
+            kept.append(make())
+        return kept[0]
+    return get
 
 
 def _baseline(case: cases.MapCase) -> torch.Tensor:
@@ -141,8 +158,8 @@ def _modified_gradient(case: cases.MapCase, rule: str) -> torch.Tensor:
 
 def _variants(title: str, case: cases.MapCase) -> dict[str, Callable[[], torch.Tensor]]:
     """Likely cause -> the map that mistake produces (computed lazily, on a failing case only)."""
-    g = lambda: _gradient(case)[0]  # noqa: E731
-    soft = lambda: _gradient(case, softmax=True)[0]  # noqa: E731
+    g = _once(lambda: _gradient(case)[0])
+    soft = _once(lambda: _gradient(case, softmax=True)[0])
     if title == "saliency":
         return {
             "no absolute value: take |d y_c / d x| before the max over colour channels": lambda: g().amax(0),
@@ -154,11 +171,12 @@ def _variants(title: str, case: cases.MapCase) -> dict[str, Callable[[], torch.T
     if title == "smoothgrad":
         sigma = _sigma(case)
         level = case.options.get("noise_level", 0.15)
+        samples = _once(lambda: _sample_gradients(case, sigma))
         return {
             "the absolute value after the mean: average |d y_c / d x| over the samples":
-                lambda: _sample_gradients(case, sigma).mean(0).abs().amax(0),
+                lambda: samples().mean(0).abs().amax(0),
             "squared gradients (SmoothGrad-squared): the contract averages |d y_c / d x|":
-                lambda: (_sample_gradients(case, sigma) ** 2).mean(0).amax(0),
+                lambda: (samples() ** 2).mean(0).amax(0),
             "noise not scaled to the input's range: sigma = noise_level * (x.max() - x.min())":
                 lambda: _sample_gradients(case, level).abs().mean(0).amax(0),
             "the gradient of the softmax probability: use the pre-softmax logit":
@@ -167,8 +185,8 @@ def _variants(title: str, case: cases.MapCase) -> dict[str, Callable[[], torch.T
         }
     if title == "integrated_gradients":
         x, x0, steps = case.image, _baseline(case), case.options.get("steps", 50)
-        right = lambda: _path_gradients(case, x0 + _alphas(steps) * (x - x0))  # noqa: E731
-        ends = lambda: _path_gradients(case, torch.cat([x0, x]))  # noqa: E731
+        right = _once(lambda: _path_gradients(case, x0 + _alphas(steps) * (x - x0)))
+        ends = _once(lambda: _path_gradients(case, torch.cat([x0, x])))
         found = {
             "missing the (x - baseline) factor: multiply the mean gradient by it":
                 lambda: right().mean(0),
@@ -179,8 +197,8 @@ def _variants(title: str, case: cases.MapCase) -> dict[str, Callable[[], torch.T
             "the sign is flipped: attributions are (x - baseline) * mean gradient":
                 lambda: -((x - x0) * right().mean(0, keepdim=True))[0],
             "the gradient of the softmax probability: use the pre-softmax logit":
-                lambda: ((x - x0) * torch.cat([_gradient(case, p, softmax=True) for p in
-                                               (x0 + _alphas(steps) * (x - x0)).split(1)]).mean(0, keepdim=True))[0],
+                lambda: ((x - x0) * _batch_gradients(case, x0 + _alphas(steps) * (x - x0), softmax=True)
+                         .mean(0, keepdim=True))[0],
         }
         if case.options.get("baseline") is not None:
             found["the path starts at 0, not at the baseline: use x0 + k/steps (x - x0)"] = \
@@ -189,8 +207,12 @@ def _variants(title: str, case: cases.MapCase) -> dict[str, Callable[[], torch.T
                 lambda: (x * _path_gradients(case, _alphas(steps) * x).mean(0, keepdim=True))[0]
         return found
     if title == "guided_backprop":
+        kinds = {type(m) for m in case.model.modules()}
+        plain = ("the plain gradient: the guided rule (positive gradients where the input was positive) is missing"
+                 + (", or it is applied to nn.ReLU only: this network's activations are all nn.ReLU6, which "
+                    "needs the rule too" if nn.ReLU6 in kinds and nn.ReLU not in kinds else ""))
         return {
-            "the plain gradient: the guided rule (positive gradients where the input was positive) is missing": g,
+            plain: g,
             "the DeconvNet rule (relu of the gradient, no gate on the input): guided backprop keeps both":
                 lambda: _modified_gradient(case, "deconvnet"),
             "the guided rule is applied to nn.ReLU only: EfficientNet-Lite0's activations are nn.ReLU6":
@@ -240,6 +262,8 @@ def _diagnose(title: str, case: cases.MapCase, got: torch.Tensor, expected: torc
     """The likely bug behind ``got`` (a tensor that failed the comparison)."""
     if torch.isnan(got).any():
         return "your map contains NaN"
+    if got.shape == expected.shape and not got.any() and expected.any():
+        return "your map is all zeros (is the gradient taken with respect to the input image?)"
     if got.shape != expected.shape:
         h, w = expected.shape[-2:]
         if expected.dim() == 2 and tuple(got.shape) == (3, h, w):

@@ -1,8 +1,8 @@
 """Grad-CAM (Selvaraju et al., arXiv 1610.02391): the toolbox's engine, shared by the assignments.
 
 L2A3's Guided Grad-CAM multiplies guided backpropagation by *this* Grad-CAM (the course's
-reference, not a student's L2A2 answer). In L2A2, where students write Grad-CAM themselves, using
-these functions earns no credit (``autograder.gradcam.TOOLBOX_IMPLEMENTATIONS``).
+reference, not a student's L2A2 answer). In L2A2, where students write Grad-CAM themselves, an
+answer that calls these functions earns no credit for it.
 
 The gradient of the class score with respect to the layer's output ``A`` is computed once;
 Grad-CAM weights each channel by the spatial mean of that gradient, the counterfactual by the mean

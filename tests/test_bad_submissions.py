@@ -16,7 +16,9 @@ For the whole batch: every student is scored and has feedback, the correct stude
 marks in every cell (exactly as when graded alone, see test_determinism), and no file of the
 course or of another student changed.
 
-The catalog is split into two batches (the two pytest workers grade in parallel).
+The catalog is split into two batches (the two pytest workers grade in parallel). Most cases are
+L2A2 notebooks; a few are L2A3 notebooks (``assignment=A3``: tricks on what only L2A3 has, a
+returned model), graded by a second ``nbgrader autograde`` call in the same batch and course.
 """
 from __future__ import annotations
 
@@ -48,6 +50,12 @@ CF = {"test_counterfactual_visible", "test_counterfactual_hidden"}
 SEG = {"test_threshold_segmentation_visible", "test_threshold_segmentation_hidden"}
 BOX = {"test_localization_box_visible", "test_localization_box_hidden"}
 ALL_TESTS = set(cell_ids(A, "test"))
+A3 = "L2A3_saliency"
+NB3 = "L2A3_saliency.ipynb"
+TESTS = {A: ALL_TESTS, A3: set(cell_ids(A3, "test"))}
+SAL3 = {"test_saliency_visible", "test_saliency_hidden"}
+GGC3 = {"test_guided_grad_cam_visible", "test_guided_grad_cam_hidden"}
+RL3 = {"test_randomize_layers_visible", "test_randomize_layers_hidden"}
 
 WRAPPER = "    return _grad_cam(model, layer, image, class_idx, negate_gradient=False)"
 SEG_RETURN = "    return segmented.astype(image.dtype), mask"
@@ -78,6 +86,16 @@ def extra_cell(after: str, code: str, base: Callable[[], NotebookNode] = correct
 
 def _gid(cell) -> str | None:
     return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+
+
+def l2a3_patch(*edits: tuple[str, str, str]) -> Callable[[], NotebookNode]:
+    """The L2A3 instructor's notebook with ``(cell, old, new)`` patches applied in order."""
+    def build() -> NotebookNode:
+        found = instructor_answers(A3)
+        for cell, old, new in edits:
+            found = patch(found, cell, old, new)
+        return fill(release_notebook(A3), found)
+    return build
 
 
 def blank() -> NotebookNode:
@@ -139,6 +157,7 @@ class Case:
     files: dict = field(default_factory=dict)  # more files in the submission folder
     check: Callable[[Path], list[str]] | None = None
     links: dict = field(default_factory=dict)  # symbolic links in the submission folder
+    assignment: str = A
 
 
 def _absent(*relative: str) -> Callable[[Path], list[str]]:
@@ -377,6 +396,34 @@ CASES = [
     Case("submitted_links", correct, links={"secret.txt": f"{ROOT}/gradebook.db", "shadow": "/etc/shadow",
                                              "classmate": f"{ROOT}/submitted/ok_1/{A}/{NB}"},
          says=("not regular files, set aside",)),
+    # --- L2A3 (the second assignment of each batch) ----------------------------------------------
+    # Randomizes the caller's model in place, then returns a deep copy of it: the copy is right,
+    # but the kernel reports the caller's model changed; the grader mirrors that onto its own model.
+    Case("l2a3_randomized_in_place_returns_copy", l2a3_patch(
+        ("randomize_layers", "randomized = copy.deepcopy(model)", "randomized = model"),
+        ("randomize_layers", "    return randomized", "    return copy.deepcopy(randomized)")),
+        assignment=A3, filename=NB3, lose=RL3, says=("the caller's model changed",)),
+    # captum and pytorch-grad-cam are not in the kernel, and using them earns nothing anyway.
+    Case("l2a3_imports_captum_and_grad_cam", l2a3_patch(
+        ("saliency", "    grad, _ = class_gradient(model, image, class_idx)\n    return grad[0].abs().amax(dim=0)",
+         "    from captum.attr import Saliency\n"
+         "    return Saliency(model).attribute(image, target=class_idx, abs=True)[0].amax(dim=0)"),
+        ("guided_grad_cam", "    cam = grad_cam(model, layer, image, class_idx)",
+         "    from pytorch_grad_cam import GuidedBackpropReLUModel\n    cam = grad_cam(model, layer, image, class_idx)")),
+        assignment=A3, filename=NB3, zero=SAL3 | GGC3 | {"test_smoothgrad_visible"},   # that test compares with saliency
+        says=("No credit for `saliency`", "captum", "No credit for `guided_grad_cam`", "pytorch_grad_cam")),
+    # The kernel's witness forges how a returned module travels back: a "copy" whose every tensor
+    # is 0.5. The grader rebuilds it from its own model and judges those values, never trusting them.
+    Case("l2a3_forged_returned_module", extra_cell("setup", (
+        "import witness.agent as agent\n"
+        "honest = agent.returned_module\n"
+        "def forged(value, args, kwargs):\n"
+        "    found = honest(value, args, kwargs)\n"
+        "    if found is not None and 'like' in found:\n"
+        "        found['state'] = {n: t * 0 + 0.5 for n, t in found['state'].items()}\n"
+        "    return found\n"
+        "agent.returned_module = forged"), base=l2a3_patch()),
+        assignment=A3, filename=NB3, lose=RL3, says=("does not follow the layer's default initialization",)),
 ]
 
 OK_STUDENTS = ("ok_1", "ok_2")
@@ -405,7 +452,7 @@ def _tree_hashes(root: Path, skip: set[str]) -> dict[str, str]:
 
 def _write_submission(root: Path, student: str, case: Case) -> None:
     content = case.build()
-    folder = root / "submitted" / student / A
+    folder = root / "submitted" / student / case.assignment
     folder.mkdir(parents=True, exist_ok=True)
     if isinstance(content, bytes):
         (folder / case.filename).write_bytes(content)
@@ -421,7 +468,9 @@ def _write_submission(root: Path, student: str, case: Case) -> None:
 
 
 def grade_batch(root: Path, cases: list[Case]) -> dict:
-    course.generate_release(A, root)
+    assignments = [A] + [a for a in TESTS if a != A and any(c.assignment == a for c in cases)]  # ok_* are L2A2's
+    for assignment in assignments:
+        course.generate_release(assignment, root)
     (root / "instructor_notes.txt").write_text(CANARY)
     for student in OK_STUDENTS:
         nb = correct()
@@ -430,9 +479,10 @@ def grade_batch(root: Path, cases: list[Case]) -> dict:
     for case in cases:
         _write_submission(root, case.name, case)
     before = _tree_hashes(root, skip={"autograded", "feedback", "gradebook.db", "release"})
-    course.nbgrader("autograde", A, "--force", f"--Execute.timeout={TIMEOUT}",
-                    f"--SandboxKernelManager.memory_bytes={MEMORY}", root=root)
-    course.generate_feedback(root, A)
+    for assignment in assignments:
+        course.nbgrader("autograde", assignment, "--force", f"--Execute.timeout={TIMEOUT}",
+                        f"--SandboxKernelManager.memory_bytes={MEMORY}", root=root)
+        course.generate_feedback(root, assignment)
     after = _tree_hashes(root, skip={"autograded", "feedback", "gradebook.db", "release"})
     changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k)
                      and not k.endswith((".log",)))
@@ -445,15 +495,15 @@ def test_bad_submission_catalog(batch, tmp_path):
     root = course.copy_course(tmp_path / "course")
     result = grade_batch(root, cases)
     problems = [f"course files changed: {result['changed']}"] if result["changed"] else []
-    graded = set(scores.submitted_students(root, A))
-    for student in [*OK_STUDENTS, *(c.name for c in cases)]:
-        if student not in graded:
+    graded = {a: set(scores.submitted_students(root, a)) for a in {A, *(c.assignment for c in cases)}}
+    for student, assignment, nb in [*((s, A, NB) for s in OK_STUDENTS), *((c.name, c.assignment, c.filename) for c in cases)]:
+        if student not in graded[assignment]:
             problems.append(f"{student}: not scored at all")
-        html = root / "feedback" / student / A / NB.replace(".ipynb", ".html")
+        html = root / "feedback" / student / assignment / (NB if assignment == A else nb).replace(".ipynb", ".html")
         if not html.is_file():
             problems.append(f"{student}: no feedback")
     for student in OK_STUDENTS:
-        if student in graded:
+        if student in graded[A]:
             lost = {g: s for g, s in scores.cell_scores(root, A, student).items()
                     if g in ALL_TESTS and s[0] != s[1]}
             if lost:
@@ -466,10 +516,10 @@ def test_bad_submission_catalog(batch, tmp_path):
             elif path.is_file() and student not in OK_STUDENTS and CANARY.encode() in path.read_bytes():
                 problems.append(f"{path.relative_to(root)} holds a classmate's or the instructor's data")
     for case in cases:
-        if case.name not in graded:
+        if case.name not in graded[case.assignment]:
             continue
-        got = scores.cell_scores(root, A, case.name)
-        for cell in sorted(ALL_TESTS):
+        got = scores.cell_scores(root, case.assignment, case.name)
+        for cell in sorted(TESTS[case.assignment]):
             score, top = got[cell]
             if cell in case.zero and score != 0:
                 problems.append(f"{case.name}: {cell} scored {score}, expected 0")
@@ -477,7 +527,8 @@ def test_bad_submission_catalog(batch, tmp_path):
                 problems.append(f"{case.name}: {cell} kept full marks, expected a loss")
             elif cell not in case.zero | case.lose | case.allowed and score != top:
                 problems.append(f"{case.name}: {cell} scored {score}/{top}, expected full marks")
-        html = root / "feedback" / case.name / A / NB.replace(".ipynb", ".html")
+        released = NB if case.assignment == A else case.filename
+        html = root / "feedback" / case.name / case.assignment / released.replace(".ipynb", ".html")
         text = unescape(html.read_text()) if html.is_file() else ""
         for phrase in case.says:
             if phrase.replace("`", "") not in text.replace("<code>", "").replace("</code>", "") \

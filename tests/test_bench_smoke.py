@@ -102,3 +102,24 @@ def test_bench_grade_all_report_and_a_small_real_run():
     parallel = next(line for line in out.splitlines() if line.startswith("grade_all, 2 workers"))
     assert serial.split()[3] == "2" and float(serial.split()[4]) > 1, out
     assert "x" in parallel and ("met" in parallel or "MISSED" in parallel), out
+
+
+def test_bench_saliency_quick_runs_and_prints_costs_beside_captum():
+    """bench/bench_saliency.py --quick on ResNet18 at 64 px (2 reps, 4 samples and steps): it runs,
+    prints each method's cost in forward+backward passes beside captum's, the ratio table with a
+    verdict per method, and ours and captum's maps agree (about 10-20 s on 2 cores)."""
+    env = dict(os.environ, INTERPKIT_ALLOW_RANDOM_WEIGHTS="1", PYTHONWARNINGS="ignore",
+               OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    proc = subprocess.run([_python(), str(REPO / "bench" / "bench_saliency.py"), "--quick", "--models", "resnet18"],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    out = proc.stdout
+    assert proc.returncode == 0, f"exit {proc.returncode}\nstdout:\n{out}\nstderr:\n{proc.stderr}"
+    assert "Cost in forward+backward passes" in out and "Ours / captum's (goal <= 1.10x)" in out, out
+    for column in ("fwd+bwd ms", "saliency (captum)", "smoothgrad (captum)", "ig (captum)", "guided (captum)",
+                   "guided_gc (captum)", "max|d| vs captum"):
+        assert column in out, f"column {column!r} missing from:\n{out}"
+    cost, ratio = (line for line in out.splitlines() if line.startswith("resnet18"))
+    assert cost.count("x (") == 5, cost
+    assert ratio.count("PASS") + ratio.count("MISS") == 5, ratio
+    assert float(ratio.split()[-2] if not ratio.endswith(")") else ratio.split()[-3]) <= 1e-4, ratio
+    assert "torch.get_num_threads() = 1" in out
