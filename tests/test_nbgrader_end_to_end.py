@@ -20,7 +20,7 @@ from support import cell_ids, grade_in_process, grade_through_nbgrader, instruct
 CHOSEN = {  # assignment -> the example variants graded through nbgrader
     "L2A1_feature_visualization": ["adam_maximize", "visualize_transforms_ignored", "deepdream_grads_into_model"],
     "L2A2_gradcam": ["hooks_and_backward", "hooks_left_registered", "softmax_score"],
-    "L2A3_saliency": ["loops_and_backward", "randomized_in_place", "ig_no_delta_factor"],
+    "L2A3_saliency": ["loops_and_backward", "randomized_in_place", "noise_from_global_rng"],
 }
 
 
