@@ -18,7 +18,8 @@ course or of another student changed.
 
 The catalog is split into two batches (the two pytest workers grade in parallel). Most cases are
 L2A2 notebooks; a few are L2A3 notebooks (``assignment=A3``: tricks on what only L2A3 has, a
-returned model), graded by a second ``nbgrader autograde`` call in the same batch and course.
+returned model), graded by a second ``nbgrader autograde`` call in the same batch and course,
+with the same correct classmates (``ok_*`` submit both assignments).
 """
 from __future__ import annotations
 
@@ -467,15 +468,21 @@ def _write_submission(root: Path, student: str, case: Case) -> None:
     (folder / "timestamp.txt").write_text("2030-01-01 12:00:00.000000 UTC")
 
 
+def batch_assignments(cases: list[Case]) -> list[str]:
+    """L2A2 (every batch), then each other assignment some case of the batch submits."""
+    return [A] + [a for a in TESTS if a != A and any(c.assignment == a for c in cases)]
+
+
 def grade_batch(root: Path, cases: list[Case]) -> dict:
-    assignments = [A] + [a for a in TESTS if a != A and any(c.assignment == a for c in cases)]  # ok_* are L2A2's
+    assignments = batch_assignments(cases)
     for assignment in assignments:
         course.generate_release(assignment, root)
     (root / "instructor_notes.txt").write_text(CANARY)
-    for student in OK_STUDENTS:
-        nb = correct()
-        nb.cells.insert(0, nbformat.v4.new_markdown_cell(CANARY))
-        course.submit(root, student, A, nb, NB)
+    for student in OK_STUDENTS:   # correct classmates in every assignment of the batch
+        for assignment in assignments:
+            nb = correct() if assignment == A else l2a3_patch()()
+            nb.cells.insert(0, nbformat.v4.new_markdown_cell(CANARY))
+            course.submit(root, student, assignment, nb, NB if assignment == A else NB3)
     for case in cases:
         _write_submission(root, case.name, case)
     before = _tree_hashes(root, skip={"autograded", "feedback", "gradebook.db", "release"})
@@ -495,19 +502,24 @@ def test_bad_submission_catalog(batch, tmp_path):
     root = course.copy_course(tmp_path / "course")
     result = grade_batch(root, cases)
     problems = [f"course files changed: {result['changed']}"] if result["changed"] else []
-    graded = {a: set(scores.submitted_students(root, a)) for a in {A, *(c.assignment for c in cases)}}
-    for student, assignment, nb in [*((s, A, NB) for s in OK_STUDENTS), *((c.name, c.assignment, c.filename) for c in cases)]:
+    assignments = batch_assignments(cases)
+    graded = {a: set(scores.submitted_students(root, a)) for a in assignments}
+    released = {A: NB, A3: NB3}
+    everyone = [*((s, a) for s in OK_STUDENTS for a in assignments), *((c.name, c.assignment) for c in cases)]
+    for student, assignment in everyone:
         if student not in graded[assignment]:
-            problems.append(f"{student}: not scored at all")
-        html = root / "feedback" / student / assignment / (NB if assignment == A else nb).replace(".ipynb", ".html")
+            problems.append(f"{student}: {assignment} not scored at all")
+        html = root / "feedback" / student / assignment / released[assignment].replace(".ipynb", ".html")
         if not html.is_file():
-            problems.append(f"{student}: no feedback")
+            problems.append(f"{student}: no feedback for {assignment}")
     for student in OK_STUDENTS:
-        if student in graded[A]:
-            lost = {g: s for g, s in scores.cell_scores(root, A, student).items()
-                    if g in ALL_TESTS and s[0] != s[1]}
-            if lost:
-                problems.append(f"{student} (correct) lost points next to bad submissions: {lost}")
+        for assignment in assignments:
+            if student in graded[assignment]:
+                lost = {g: s for g, s in scores.cell_scores(root, assignment, student).items()
+                        if g in TESTS[assignment] and s[0] != s[1]}
+                if lost:
+                    problems.append(f"{student} (correct) lost points in {assignment} next to bad "
+                                    f"submissions: {lost}")
     for top in ("autograded", "feedback"):   # only files the grader wrote, nothing followed
         for path in (root / top).rglob("*"):
             student = path.relative_to(root / top).parts[0]
@@ -527,8 +539,7 @@ def test_bad_submission_catalog(batch, tmp_path):
                 problems.append(f"{case.name}: {cell} kept full marks, expected a loss")
             elif cell not in case.zero | case.lose | case.allowed and score != top:
                 problems.append(f"{case.name}: {cell} scored {score}/{top}, expected full marks")
-        released = NB if case.assignment == A else case.filename
-        html = root / "feedback" / case.name / case.assignment / released.replace(".ipynb", ".html")
+        html = root / "feedback" / case.name / case.assignment / released[case.assignment].replace(".ipynb", ".html")
         text = unescape(html.read_text()) if html.is_file() else ""
         for phrase in case.says:
             if phrase.replace("`", "") not in text.replace("<code>", "").replace("</code>", "") \
