@@ -31,6 +31,10 @@ c.CourseDirectory.ignore = [
 # cells switch to small settings while NBGRADER_EXECUTION is set).
 c.Execute.timeout = 180
 c.Execute.startup_timeout = 120
+# After a cell's reply, nbclient waits this long for the rest of its output (stderr flushed last),
+# then drops it silently: 4 s (its default) lost a warning on a loaded grading machine, so the
+# same notebook's feedback differed between two runs. Waiting costs nothing when output is on time.
+c.Execute.iopub_timeout = 30
 
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"

@@ -109,15 +109,20 @@ def test_smoothgrad_matches_noise_tunnel(arch):
 
 @pytest.mark.parametrize("baseline", ["zeros", "blurred"])
 def test_integrated_gradients_match_captum(arch, baseline):
+    """In float64: captum computes the path's alphas in another way (last-bit differences in
+    float32), and on the trained model one such difference can flip a ReLU6 gate at one of the
+    path's points (5.7e-5 relative was seen). In float64 both follow the same gates."""
     from captum.attr import IntegratedGradients
 
     name, model, x, c = arch
+    assert integrated_gradients(model, x, c, steps=2).dtype == torch.float32
+    model, x = copy.deepcopy(model).double(), x.double()
     x0 = torch.zeros_like(x) if baseline == "zeros" else torch.nn.functional.avg_pool2d(x, 9, 1, 4)
     steps = 12
     oracle = IntegratedGradients(copy.deepcopy(model)).attribute(
         x.clone(), baselines=x0, target=c, n_steps=steps, method="riemann_right")[0]
     ours = integrated_gradients(model, x, c, baseline=None if baseline == "zeros" else x0, steps=steps)
-    assert ours.shape == x.shape[1:] and ours.dtype == torch.float32
+    assert ours.shape == x.shape[1:]
     close(ours, oracle)
 
 
