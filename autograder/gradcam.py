@@ -16,7 +16,7 @@ from solutions import gradcam as reference
 
 from . import models
 from .reference_cache import cached
-from .report import UNVERIFIED, Property, Report, graded
+from .report import UNVERIFIED, Property, Report, graded, summarize
 from .student_call import call_on_model
 
 TOLERANCE = 2e-3  # max |student - reference|; independent correct implementations agree to ~1e-6
@@ -121,10 +121,10 @@ def _grade_cases(student: Callable, cases: list[models.Case], counterfactual: bo
                  float(got.min()) >= 0 and float(got.max()) <= 1 + 1e-6)
         output.expect(is_ok, f"{case.label}: expected a float32 torch tensor of shape "
                              f"{tuple(expected.shape)} in [0, 1] without NaN; got "
-                             f"{_summary(got)}")
+                             f"{summarize(got)}")
         got_t = _as_tensor(got)
         if got_t is None or got_t.shape != expected.shape:
-            values.fail(f"{case.label}: cannot compare, {_summary(got)}"
+            values.fail(f"{case.label}: cannot compare, {summarize(got)}"
                         + (f" ({_diagnose(case, got_t, counterfactual)})" if got_t is not None else ""))
             continue
         err = float((got_t - expected).abs().max())
@@ -135,15 +135,6 @@ def _grade_cases(student: Callable, cases: list[models.Case], counterfactual: bo
             values.fail(f"{case.label}: max |yours - reference| = {err:.3g}; likely cause: "
                         f"{_diagnose(case, got_t, counterfactual)}")
     return matched
-
-
-def _summary(value) -> str:
-    if isinstance(value, torch.Tensor):
-        finite = value.detach().float()
-        rng = f", range [{float(finite.min()):.3g}, {float(finite.max()):.3g}]" if finite.numel() else ""
-        return f"tensor {tuple(value.shape)} {value.dtype}{rng}"
-    shape = getattr(value, "shape", None)
-    return f"{type(value).__name__}" + (f" of shape {tuple(shape)}" if shape is not None else "")
 
 
 def _check_map_function(student: Callable, title: str, counterfactual: bool, points: float) -> float:

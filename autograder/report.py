@@ -114,3 +114,16 @@ def graded(check=None, *, cases=()):
         wrapper.cases = tuple(cases)
         return wrapper
     return wrap(check) if check is not None else wrap
+
+
+def summarize(value) -> str:
+    """A returned value in a few words for a report: a tensor's shape, dtype and range, otherwise
+    its type (and shape, for arrays)."""
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        v = value.detach().float()
+        rng = f", range [{float(v.min()):.3g}, {float(v.max()):.3g}]" if v.numel() else ""
+        return f"tensor {tuple(value.shape)} {value.dtype}{rng}"
+    shape = getattr(value, "shape", None)
+    return f"{type(value).__name__}" + (f" of shape {tuple(shape)}" if shape is not None else "")

@@ -23,7 +23,7 @@ from solutions import saliency as reference
 
 from . import saliency_cases as cases
 from .reference_cache import cached
-from .report import UNVERIFIED, Property, Report, graded
+from .report import UNVERIFIED, Property, Report, graded, summarize
 from .model_state import differences, restore, snapshot
 from .student_call import call
 
@@ -44,15 +44,6 @@ def _as_tensor(value) -> torch.Tensor | None:
         return torch.as_tensor(value).detach().to("cpu", torch.float32)
     except Exception:  # noqa: BLE001 - anything that is not array-like
         return None
-
-
-def _summary(value) -> str:
-    if isinstance(value, torch.Tensor):
-        v = value.detach().float()
-        rng = f", range [{float(v.min()):.3g}, {float(v.max()):.3g}]" if v.numel() else ""
-        return f"tensor {tuple(value.shape)} {value.dtype}{rng}"
-    shape = getattr(value, "shape", None)
-    return f"{type(value).__name__}" + (f" of shape {tuple(shape)}" if shape is not None else "")
 
 
 def relative_error(got: torch.Tensor, expected: torch.Tensor) -> float:
@@ -314,10 +305,10 @@ def _grade(student: Callable, title: str, group: list[cases.MapCase], output: Pr
         is_ok = (type(got) is torch.Tensor and got.dtype == torch.float32 and tuple(got.shape) == shape
                  and not torch.isnan(got).any() and (not nonnegative or float(got.min()) >= 0))
         rule = "float32 torch tensor of shape {}{} without NaN".format(shape, " with values >= 0" if nonnegative else "")
-        output.expect(is_ok, f"{case.label}: expected a {rule}; got {_summary(got)}")
+        output.expect(is_ok, f"{case.label}: expected a {rule}; got {summarize(got)}")
         got_t = _as_tensor(got)
         if got_t is None or got_t.shape != expected.shape:
-            values.fail(f"{case.label}: cannot compare, {_summary(got)}"
+            values.fail(f"{case.label}: cannot compare, {summarize(got)}"
                         + (f" ({_diagnose(title, case, got_t, expected)})" if got_t is not None else ""))
             continue
         err = relative_error(got_t, expected)
@@ -411,7 +402,7 @@ def check_integrated_gradients(integrated_gradients: Callable, points: float = 4
         got = _as_tensor(outcome.value) if outcome.ok else None
         if got is None or tuple(got.shape) != tuple(case.image.shape[1:]):
             complete.fail(f"{case.label}: " + (f"raised {outcome.error}" if outcome.error else
-                                               f"expected (3, H, W), got {_summary(outcome.value)}"))
+                                               f"expected (3, H, W), got {summarize(outcome.value)}"))
             continue
         with torch.no_grad():
             logits = case.model(torch.cat([case.image, _baseline(case)]))
